@@ -1,0 +1,30 @@
+"""Source connectors, one module per ``kind``; heavy libraries are imported only inside them."""
+
+from __future__ import annotations
+
+import importlib
+
+from connectors.base import Connector
+from corpus.config import SourceSettings
+from corpus.errors import ConfigError
+
+# kind -> module; each module defines ``Settings`` (its corpus.toml options) and ``connector()``.
+REGISTRY: dict[str, str] = {
+    "docs": "connectors.docs",
+}
+
+
+def _module(kind: object):
+    if kind not in REGISTRY:
+        raise ConfigError(f"unknown kind {kind!r}; known kinds: {', '.join(sorted(REGISTRY))}")
+    return importlib.import_module(REGISTRY[kind])
+
+
+def settings_model(kind: object) -> type[SourceSettings]:
+    """The pydantic model that validates a source of this kind."""
+    return _module(kind).Settings
+
+
+def open_connector(settings: SourceSettings) -> Connector:
+    """The connector that reads the source ``settings`` describes."""
+    return _module(settings.kind).connector(settings)

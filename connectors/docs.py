@@ -1,0 +1,236 @@
+"""``kind = "docs"``: a folder of files (Markdown, PDF, Office, HTML, e-mail, EPUB, CSV …)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from connectors import markdown
+from connectors.base import file_digest, walk_files
+from connectors.text import decode, paragraphs
+from corpus.config import SourceSettings
+from corpus.errors import ItemError
+from corpus.records import Block, Citation, Document, Item, Locator, document_id
+
+log = logging.getLogger(__name__)
+
+MARKDOWN = {".md", ".markdown", ".mdx"}
+PLAIN = {".txt", ".text", ".log"}
+PDF = {".pdf"}
+# Read by unstructured's local partitioners (no hosted API, no OCR).
+UNSTRUCTURED = {
+    ".html", ".htm", ".xhtml", ".docx", ".doc", ".pptx", ".ppt", ".xlsx", ".xls", ".eml", ".msg",
+    ".rtf", ".odt", ".epub", ".csv", ".tsv", ".rst", ".org", ".xml",
+}
+SUPPORTED = MARKDOWN | PLAIN | PDF | UNSTRUCTURED
+_SKIPPED_CATEGORIES = {"PageBreak", "Header", "Footer", "PageNumber", "Image", "FigureCaption"}
+
+
+class Settings(SourceSettings):
+    kind: Literal["docs"]
+    include: tuple[str, ...] = ()  # globs relative to path; empty: every supported file
+    exclude: tuple[str, ...] = ()
+
+
+def connector(settings: Settings) -> DocsConnector:
+    return DocsConnector(settings)
+
+
+class DocsConnector:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    def items(self) -> Iterator[Item]:
+        for item in walk_files(self.settings.path, self.settings.include, self.settings.exclude):
+            if item.path.suffix.lower() in SUPPORTED:
+                yield item
+
+    def digest(self, item: Item) -> str:
+        return file_digest(item.path)
+
+    def load(self, item: Item) -> Document:
+        path = item.path
+        suffix = path.suffix.lower()
+        try:
+            if path.stat().st_size == 0:
+                raise ItemError("empty file")
+            if suffix in MARKDOWN:
+                title, blocks, meta = _markdown(path)
+            elif suffix in PDF:
+                title, blocks, meta = _pdf(path)
+            elif suffix in PLAIN:
+                title, blocks, meta = None, [Block(p) for p in paragraphs(decode(path.read_bytes()))], {}
+            else:
+                title, blocks, meta = _unstructured(path)
+        except ItemError:
+            raise
+        except Exception as exc:  # a parser's own error about a broken file: report it, go on
+            raise ItemError(_reason(exc)) from exc
+        if not any(b.text.strip() for b in blocks):
+            raise ItemError("no text found (empty, whitespace-only or image-only)")
+        return self._document(item, title, blocks, meta)
+
+    def _document(self, item: Item, title: str | None, blocks: list[Block], meta: dict) -> Document:
+        path = item.path
+        mtime = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
+        cited = tuple(
+            Block(b.text, b.locator, _citation(path, item.native_id, b.locator, self.settings.name), b.people)
+            for b in blocks
+        )
+        return Document(
+            id=document_id(self.settings.name, item.native_id),
+            source=self.settings.name,
+            kind="docs",
+            native_id=item.native_id,
+            title=(title or _title_from_name(path)).strip(),
+            citation=Citation(uri=path.resolve().as_uri(), label=f"{self.settings.name}/{item.native_id}"),
+            blocks=cited,
+            digest=self.digest(item),
+            created=meta.get("created"),
+            updated=meta.get("updated") or mtime,
+            authors=meta.get("authors", ()),
+            access=self.settings.access,
+        )
+
+
+def _markdown(path: Path) -> tuple[str | None, list[Block], dict]:
+    doc = markdown.parse(decode(path.read_bytes()))
+    meta = {
+        "created": markdown.meta_date(doc.meta, "date", "created"),
+        "updated": markdown.meta_date(doc.meta, "updated", "last_updated", "modified", "date"),
+        "authors": markdown.meta_people(doc.meta, "authors", "author", "owner", "owners"),
+    }
+    blocks = [Block(b.text, Locator(headings=_drop_title(b.headings, doc.title))) for b in doc.blocks]
+    return doc.title, blocks, {k: v for k, v in meta.items() if v}
+
+
+def _pdf(path: Path) -> tuple[str | None, list[Block], dict]:
+    """Text per page with pypdfium2 (unstructured's PDF path needs a CUDA torch here)."""
+    import pypdfium2 as pdfium
+
+    try:
+        pdf = pdfium.PdfDocument(str(path))
+    except pdfium.PdfiumError as exc:
+        raise ItemError(_pdf_reason(exc)) from None
+    try:
+        blocks: list[Block] = []
+        for number in range(len(pdf)):
+            page = pdf[number]
+            text = page.get_textpage().get_text_range()
+            blocks.extend(Block(p, Locator(page=number + 1)) for p in paragraphs(text.replace("\x00", "")))
+        title = (pdf.get_metadata_dict().get("Title") or "").strip() or None
+    finally:
+        pdf.close()
+    if not blocks:
+        raise ItemError("PDF has no text layer (scanned or image-only; OCR is not enabled)")
+    return title, blocks, {}
+
+
+def _pdf_reason(exc: Exception) -> str:
+    text = str(exc).lower()
+    if "password" in text:
+        return "password-protected PDF"
+    if "format" in text or "data" in text:
+        return f"corrupt or not a PDF ({exc})"
+    return f"cannot open PDF ({exc})"
+
+
+def _unstructured(path: Path) -> tuple[str | None, list[Block], dict]:
+    from unstructured.partition.auto import partition
+
+    if path.suffix.lower() in (".doc", ".ppt") and not _have_soffice():
+        raise ItemError(f"legacy {path.suffix} needs LibreOffice (soffice), which is not installed")
+    elements = partition(filename=str(path), process_attachments=False)
+    blocks: list[Block] = []
+    stack: list[tuple[int, str]] = []
+    title: str | None = None
+    pending_title: Block | None = None
+    meta: dict = {}
+    for el in elements:
+        md = el.metadata
+        if getattr(md, "subject", None) and not title:
+            title = md.subject
+        if getattr(md, "sent_from", None) and "authors" not in meta:
+            meta["authors"] = tuple(_display_address(a) for a in md.sent_from)
+        text = (el.text or "").strip()
+        if el.category in _SKIPPED_CATEGORIES or not text:
+            continue
+        page = md.page_number
+        if el.category == "Title":
+            depth = md.category_depth or 0
+            if pending_title is not None:
+                blocks.append(pending_title)  # a heading with nothing under it is content in itself
+            stack = [(d, t) for d, t in stack if d < depth] + [(depth, text)]
+            title = title or text
+            pending_title = Block(text, Locator(page=page, headings=tuple(t for _, t in stack[:-1])))
+            continue
+        pending_title = None
+        if el.category == "Table" and getattr(md, "text_as_html", None):
+            text = _table_text(md.text_as_html) or text
+        blocks.append(Block(text, Locator(page=page, headings=_drop_title(tuple(t for _, t in stack), title))))
+    if pending_title is not None:
+        blocks.append(pending_title)
+    return title, blocks, meta
+
+
+def _table_text(html: str) -> str:
+    """Rows as ``a | b | c`` lines: keeps the table's shape for the reader and the embedder."""
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", html, re.S | re.I)
+    lines = []
+    for row in rows:
+        raw_cells = re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row, re.S | re.I)
+        cells = [" ".join(re.sub(r"<[^>]+>", " ", c).split()) for c in raw_cells]
+        lines.append(" | ".join(cells))
+    return "\n".join(lines)
+
+
+def _display_address(address: str) -> str:
+    name = re.sub(r"\s*<[^>]*>\s*", "", address).strip().strip('"')
+    return name or address
+
+
+def _have_soffice() -> bool:
+    import shutil
+
+    return shutil.which("soffice") is not None
+
+
+def _drop_title(headings: tuple[str, ...], title: str | None) -> tuple[str, ...]:
+    """The document's own title heading adds nothing to a section path."""
+    return headings[1:] if headings and title and headings[0].strip() == title.strip() else headings
+
+
+def _citation(path: Path, native_id: str, loc: Locator, source: str) -> Citation:
+    uri = path.resolve().as_uri()
+    label = f"{source}/{native_id}"
+    if loc.page is not None and path.suffix.lower() in PDF:
+        return Citation(f"{uri}#page={loc.page}", f"{label}, page {loc.page}")
+    if loc.page is not None and path.suffix.lower() in (".pptx", ".ppt"):
+        return Citation(uri, f"{label}, slide {loc.page}")
+    if loc.headings:
+        return Citation(f"{uri}#{_slug(loc.headings[-1])}", f"{label} § {' › '.join(loc.headings)}")
+    return Citation(uri, label)
+
+
+def _slug(heading: str) -> str:
+    """GitHub-style heading anchor, which most Markdown renderers and static sites also use."""
+    return re.sub(r"[\s]+", "-", re.sub(r"[^\w\s-]", "", heading.lower()).strip())
+
+
+def _title_from_name(path: Path) -> str:
+    return re.sub(r"[-_]+", " ", path.stem).strip().capitalize() or path.name
+
+
+def _reason(exc: Exception) -> str:
+    """One line a person can act on, from whatever a parser raised."""
+    name = type(exc).__name__
+    text = " ".join(str(exc).split())
+    if "password" in text.lower() or "encrypt" in text.lower():
+        return f"password-protected or encrypted ({name})"
+    if len(text) > 160:
+        text = text[:157] + "..."
+    return f"cannot parse: {name}: {text}" if text else f"cannot parse: {name}"

@@ -1,0 +1,169 @@
+"""Markdown to blocks with exact heading paths, front matter as metadata, template tags removed.
+
+Parsed with markdown-it rather than unstructured: headings keep their real levels, code and tables
+survive, and it is fast enough that parsing never slows embedding down.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import yaml
+from markdown_it import MarkdownIt
+
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S)
+_LIQUID_COMMENT = re.compile(r"{%-?\s*comment\s*-?%}.*?{%-?\s*endcomment\s*-?%}", re.S)
+_LIQUID_QUOTED = re.compile(r"{%-?\s*(slack_channel|page)\s+[\"']([^\"']*)[\"'][^%]*-?%}")
+_LIQUID_TAG = re.compile(r"{%.*?%}|{{.*?}}", re.S)
+_HTML_COMMENT = re.compile(r"<!--.*?-->", re.S)
+_HTML_TAG = re.compile(r"<[^>]+>")
+
+_md = MarkdownIt("commonmark").enable("table")
+
+
+@dataclass(frozen=True)
+class MarkdownBlock:
+    text: str
+    headings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class MarkdownDoc:
+    meta: dict
+    title: str | None
+    blocks: list[MarkdownBlock]
+
+
+def parse(text: str) -> MarkdownDoc:
+    meta, body = split_front_matter(text)
+    body = strip_template_tags(body)
+    blocks: list[MarkdownBlock] = []
+    stack: list[tuple[int, str]] = []
+    first_heading: str | None = None
+    tokens = _md.parse(body)
+    i = 0
+    list_depth = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok.type == "heading_open":
+            level = int(tok.tag[1])
+            title = _inline_text(tokens[i + 1])
+            stack = [(lvl, t) for lvl, t in stack if lvl < level] + [(level, title)]
+            first_heading = first_heading or title
+            i += 3
+            continue
+        headings = tuple(t for _, t in stack)
+        if tok.type in ("bullet_list_open", "ordered_list_open"):
+            list_depth += 1
+        elif tok.type in ("bullet_list_close", "ordered_list_close"):
+            list_depth -= 1
+        elif tok.type == "inline":
+            content = _inline_text(tok)
+            if content:
+                prefix = "  " * (list_depth - 1) + "- " if list_depth else ""
+                blocks.append(MarkdownBlock(prefix + content, headings))
+        elif tok.type in ("fence", "code_block") and tok.content.strip():
+            blocks.append(MarkdownBlock(tok.content.rstrip(), headings))
+        elif tok.type == "html_block":
+            content = " ".join(_HTML_TAG.sub(" ", _HTML_COMMENT.sub("", tok.content)).split())
+            if content:
+                blocks.append(MarkdownBlock(content, headings))
+        elif tok.type == "table_open":
+            i, table = _table(tokens, i)
+            blocks.append(MarkdownBlock(table, headings))
+            continue
+        i += 1
+    title = meta.get("title") if isinstance(meta.get("title"), str) else None
+    redirect = meta.get("redirect_to")
+    if not blocks and isinstance(redirect, str):
+        # A moved page is still an answer to "where is X?": keep where it went.
+        blocks.append(MarkdownBlock(f"{title or 'This page'} has moved to {redirect}", ()))
+    return MarkdownDoc(meta=meta, title=title or first_heading, blocks=_merge_list_items(blocks))
+
+
+def split_front_matter(text: str) -> tuple[dict, str]:
+    """YAML front matter as a dict (empty when absent or unreadable) and the body after it."""
+    text = text.lstrip("\ufeff")
+    match = _FRONT_MATTER.match(text)
+    if not match:
+        return {}, text
+    try:
+        meta = yaml.safe_load(match.group(1))
+    except yaml.YAMLError:
+        meta = None
+    return (meta if isinstance(meta, dict) else {}), text[match.end():]
+
+
+def strip_template_tags(body: str) -> str:
+    """Remove Liquid/Nunjucks tags that static-site handbooks are full of, keeping what they name."""
+    body = _LIQUID_COMMENT.sub("", body)
+    body = _LIQUID_QUOTED.sub(lambda m: f"#{m.group(2)}" if m.group(1) == "slack_channel" else m.group(2), body)
+    return _HTML_COMMENT.sub("", _LIQUID_TAG.sub("", body))
+
+
+def meta_date(meta: dict, *keys: str) -> datetime | None:
+    for key in keys:
+        value = meta.get(key)
+        if isinstance(value, datetime):
+            return value
+        if isinstance(value, date):
+            return datetime(value.year, value.month, value.day)
+        if isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value.strip())
+            except ValueError:
+                continue
+    return None
+
+
+def meta_people(meta: dict, *keys: str) -> tuple[str, ...]:
+    people: list[str] = []
+    for key in keys:
+        value = meta.get(key)
+        values = value if isinstance(value, list) else [value] if value else []
+        people.extend(str(v).strip() for v in values if str(v).strip())
+    return tuple(dict.fromkeys(people))
+
+
+def _inline_text(tok) -> str:
+    parts: list[str] = []
+    for child in tok.children or []:
+        if child.type in ("text", "code_inline"):
+            parts.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            parts.append(" ")
+        elif child.type == "image":
+            parts.append(child.content)
+        elif child.type == "html_inline":
+            continue
+    return " ".join("".join(parts).split())
+
+
+def _table(tokens, i: int) -> tuple[int, str]:
+    rows: list[str] = []
+    cells: list[str] = []
+    while tokens[i].type != "table_close":
+        tok = tokens[i]
+        if tok.type == "tr_open":
+            cells = []
+        elif tok.type == "inline":
+            cells.append(_inline_text(tok))
+        elif tok.type == "tr_close":
+            rows.append(" | ".join(cells))
+        i += 1
+    return i + 1, "\n".join(rows)
+
+
+def _merge_list_items(blocks: list[MarkdownBlock]) -> list[MarkdownBlock]:
+    """Consecutive list items under one heading read as one list, not as separate paragraphs."""
+    merged: list[MarkdownBlock] = []
+    for block in blocks:
+        prev = merged[-1] if merged else None
+        if prev and prev.headings == block.headings and block.text.lstrip().startswith("- ") \
+                and prev.text.lstrip().startswith("- "):
+            merged[-1] = MarkdownBlock(prev.text + "\n" + block.text, block.headings)
+        else:
+            merged.append(block)
+    return merged

@@ -1,0 +1,169 @@
+"""`corpus`: one thin command line over the ingest and search APIs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+
+import corpus  # noqa: F401  (sets the offline environment before heavy imports)
+from corpus.config import DEFAULT_CONFIG, load_config
+from corpus.errors import ConfigError, CorpusError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        config = load_config(args.config)
+        return args.run(config, args)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    except CorpusError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to finish (completed documents are kept)", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="corpus", description=__doc__)
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
+                        help="path to corpus.toml (default: ./corpus.toml)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest", help="read the configured sources into the store (incremental)")
+    p.add_argument("sources", nargs="*", help="source names from corpus.toml (default: all)")
+    p.add_argument("--full", action="store_true", help="drop what is stored and rebuild from scratch")
+    p.set_defaults(run=_ingest)
+
+    p = sub.add_parser("search", help="search the corpus, as the MCP tool does")
+    p.add_argument("query")
+    p.add_argument("--limit", type=int, default=8)
+    p.add_argument("--kind", action="append", default=[], help="only this kind (docs, slack, meetings); repeatable")
+    p.add_argument("--source", action="append", default=[], help="only this source; repeatable")
+    p.add_argument("--person", action="append", default=[], help="only chunks by or naming this person; repeatable")
+    p.add_argument("--after", type=_date, help="updated on or after YYYY-MM-DD")
+    p.add_argument("--before", type=_date, help="updated before YYYY-MM-DD")
+    p.add_argument("--json", action="store_true", help="print the hits as a JSON array")
+    p.set_defaults(run=_search)
+
+    p = sub.add_parser("status", help="sources, documents, chunks, store size and failures")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=_status)
+    return parser
+
+
+def _date(value: str) -> datetime:
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _ingest(config, args) -> int:
+    from ingest.pipeline import ingest
+
+    result = ingest(config, args.sources or None, full=args.full)
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"ingest finished in {result.seconds:.1f} s", title_justify="left")
+    for column in ("source", "added", "updated", "deleted", "unchanged", "failed", "chunks written"):
+        table.add_column(column, justify="left" if column == "source" else "right")
+    for name, s in result.sources.items():
+        table.add_row(name, *(str(v) for v in (s.added, s.updated, s.deleted, s.unchanged, s.failed, s.chunks)))
+    console = Console()
+    console.print(table)
+    for name, count in result.removed_sources.items():
+        console.print(f"source {name} is no longer configured: removed its {count} documents")
+    failures = [(name, nid, reason) for name, s in result.sources.items() for nid, reason in s.failures]
+    if failures:
+        print(f"{len(failures)} item(s) could not be ingested:")
+        for name, nid, reason in failures:
+            print(f"  {name}/{nid}: {reason}")
+    ok = result.total("added") + result.total("updated") + result.total("unchanged")
+    return 1 if failures and ok == 0 else 0
+
+
+def _search(config, args) -> int:
+    from server.search import Filters, Searcher
+
+    filters = Filters(kinds=args.kind, sources=args.source, people=args.person, after=args.after, before=args.before)
+    hits = Searcher(config).search(args.query, limit=args.limit, filters=filters)
+    if args.json:
+        print(json.dumps([asdict(h) for h in hits], ensure_ascii=False, indent=2))
+        return 0
+    if not hits:
+        print("no results (is the corpus ingested? try `corpus status`)")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_lines=True)
+    table.add_column("#", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("hit")
+    for rank, hit in enumerate(hits, start=1):
+        snippet = " ".join(hit.text.split())
+        snippet = snippet[:300] + ("…" if len(snippet) > 300 else "")
+        where = f"{hit.title}" + (f" › {hit.section}" if hit.section else "")
+        table.add_row(str(rank), f"{hit.score:.3f}",
+                      f"[bold]{_escape(where)}[/bold]\n{_escape(snippet)}\n[dim]{_escape(hit.citation_label)} · "
+                      f"{_escape(hit.citation)}[/dim]")
+    Console().print(table)
+    return 0
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _status(config, args) -> int:
+    from ingest.status import status
+
+    st = status(config)
+    if args.json:
+        print(json.dumps(asdict(st), indent=2, default=str))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"store: {st.store} ({st.size_bytes / 1e6:.1f} MB)")
+    if st.last_run:
+        started, finished, stats = st.last_run
+        state = f"finished in {stats.get('seconds', 0):.1f} s" if finished else "did not finish"
+        console.print(f"last ingest: {_when(started)}, {state}")
+    else:
+        console.print("last ingest: never (run `corpus ingest`)")
+    table = Table()
+    for column in ("source", "kind", "documents", "chunks", "last ingest"):
+        table.add_column(column)
+    for s in st.sources:
+        name = s.name if s.configured else f"{s.name} (not in config)"
+        table.add_row(name, s.kind, str(s.documents), str(s.chunks), _when(s.last_ingest) if s.last_ingest else "-")
+    console.print(table)
+    if st.failures:
+        print(f"{len(st.failures)} item(s) failed in the last ingest:")
+        for source, nid, reason in st.failures:
+            print(f"  {source}/{nid}: {reason}")
+    return 0
+
+
+def _when(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""corpus.toml: read once at the entry point, validated before any work starts."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from corpus.errors import ConfigError
+
+DEFAULT_CONFIG = Path("corpus.toml")
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors: a typo must not silently fall back to a default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StoreSettings(Strict):
+    path: Path = Path(".corpus")
+    url: str | None = Field(default=None, description="Chroma server URL instead of the embedded store")
+
+
+class EmbeddingSettings(Strict):
+    model: str = "all-MiniLM-L6-v2"
+    device: str = "cpu"
+    batch_size: int = Field(default=64, ge=1, le=4096)
+
+
+class ChunkingSettings(Strict):
+    max_tokens: int | None = Field(default=None, ge=32, description="defaults to the model's own limit")
+    overlap_tokens: int = Field(default=32, ge=0, le=128)
+    min_tokens: int = Field(default=48, ge=0, description="smaller neighbours are merged up to this")
+
+
+class SourceSettings(Strict):
+    """Keys every source has; each connector extends this with its own options."""
+
+    name: str
+    kind: str
+    path: Path
+    access: tuple[str, ...] = ()
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_word(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", value):
+            raise ValueError("use letters, digits, '-', '_' or '.'")
+        return value
+
+
+class Config(Strict):
+    root: Path  # folder of the config file; relative paths resolve against it
+    corpus: StoreSettings = StoreSettings()
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    chunking: ChunkingSettings = ChunkingSettings()
+    sources: tuple[SourceSettings, ...] = ()
+
+    @property
+    def store_path(self) -> Path:
+        return self.corpus.path if self.corpus.path.is_absolute() else self.root / self.corpus.path
+
+    def source(self, name: str) -> SourceSettings:
+        for source in self.sources:
+            if source.name == name:
+                return source
+        known = ", ".join(s.name for s in self.sources) or "none"
+        raise ConfigError(f"no source named {name!r} in the config (sources: {known})")
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Read and validate a corpus.toml; every problem is a ConfigError naming the key and line."""
+    from connectors import settings_model  # the kind decides which options a source may have
+
+    path = Path(path or DEFAULT_CONFIG)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found (pass --config PATH or create corpus.toml)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+    root = path.resolve().parent
+    raw_sources = raw.pop("sources", [])
+    if not isinstance(raw_sources, list):
+        raise ConfigError(f"{path}: 'sources' must be an array of tables ([[sources]])")
+    sources = []
+    for index, entry in enumerate(raw_sources):
+        where = ("sources", index)
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{path}: sources[{index}] must be a table")
+        try:
+            model = settings_model(entry.get("kind"))
+        except ConfigError as exc:
+            raise ConfigError(f"{path}:{_line_of(text, (*where, 'kind'))}: sources[{index}].kind: {exc}") from None
+        try:
+            source = model.model_validate(entry)
+        except ValidationError as exc:
+            raise _config_error(path, text, exc, where) from None
+        if not source.path.is_absolute():
+            source = source.model_copy(update={"path": root / source.path})
+        if not source.path.exists():
+            line = _line_of(text, (*where, "path"))
+            raise ConfigError(f"{path}:{line}: sources[{index}].path: {source.path} does not exist")
+        sources.append(source)
+
+    names = [s.name for s in sources]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise ConfigError(f"{path}: source names must be unique; repeated: {', '.join(duplicated)}")
+    try:
+        return Config.model_validate({**raw, "root": root, "sources": tuple(sources)})
+    except ValidationError as exc:
+        raise _config_error(path, text, exc, ()) from None
+
+
+def _config_error(path: Path, text: str, exc: ValidationError, prefix: tuple) -> ConfigError:
+    first = exc.errors()[0]
+    loc = (*prefix, *first["loc"])
+    key = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
+    message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+    return ConfigError(f"{path}:{_line_of(text, loc)}: {key}: {message}")
+
+
+def _line_of(text: str, loc: tuple[Any, ...]) -> int | str:
+    """Best-effort line number of a key given as a pydantic location, for error messages."""
+    table: list[str] = []
+    counts: dict[str, int] = {}
+    want_table = [str(p) for p in loc[:-1] if not isinstance(p, int)]
+    want_index = next((p for p in loc if isinstance(p, int)), None)
+    key = str(loc[-1]) if loc else ""
+    table_line: int | str = "?"
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        header = re.fullmatch(r"\[\[?\s*([\w.-]+)\s*\]\]?", stripped)
+        if header:
+            table = header.group(1).split(".")
+            if stripped.startswith("[["):
+                counts[header.group(1)] = counts.get(header.group(1), -1) + 1
+            in_table = table == want_table and (want_index is None or counts[".".join(table)] == want_index)
+            if in_table:
+                table_line = number
+            continue
+        index_ok = want_index is None or counts.get(".".join(table), -1) == want_index
+        if table == want_table and index_ok and re.match(rf"{re.escape(key)}\s*=", stripped):
+            return number
+    return table_line

@@ -1,0 +1,79 @@
+"""Parse and chunk documents on a background thread while the main thread embeds.
+
+Parsing is Python work and embedding is mostly native code that releases the GIL, so running
+them side by side keeps both cores busy. The queue is bounded: memory does not grow with the
+number of documents.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from connectors.base import Connector
+from corpus.errors import ItemError
+from corpus.records import Chunk, Document, Item
+from ingest.chunker import Chunker
+
+_DONE = object()
+
+
+@dataclass(frozen=True)
+class Loaded:
+    item: Item
+    document: Document | None
+    chunks: list[Chunk]
+    error: str | None = None
+
+
+def load_in_background(connector: Connector, chunker: Chunker, items: Sequence[Item],
+                       depth: int = 32) -> Iterator[Loaded]:
+    """Yield each item parsed and chunked, in order; an unreadable item comes with its reason."""
+    results: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(value) -> bool:
+        while not stop.is_set():
+            try:
+                results.put(value, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not put(_load(connector, chunker, item)):
+                    return
+        except BaseException as exc:  # a bug, not a bad file: surface it in the caller's thread
+            put(exc)
+            return
+        put(_DONE)
+
+    thread = threading.Thread(target=work, name="corpus-loader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            value = results.get()
+            if value is _DONE:
+                return
+            if isinstance(value, BaseException):
+                raise value
+            yield value
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def _load(connector: Connector, chunker: Chunker, item: Item) -> Loaded:
+    try:
+        document = connector.load(item)
+        chunks = chunker.chunk(document)
+    except ItemError as exc:
+        return Loaded(item, None, [], str(exc))
+    if not chunks:
+        return Loaded(item, None, [], "no text found")
+    return Loaded(item, document, chunks)

@@ -1,0 +1,169 @@
+"""Per-document bookkeeping in SQLite: what was ingested from which item, and what is in flight.
+
+A document's replace is journalled: ``pending`` is set before the vector store is touched and
+cleared in the same transaction that records the new fingerprint. A crash in between leaves a
+pending row, which ``recover`` turns back into "not ingested" so the next run redoes it whole.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    doc_id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    native_id TEXT NOT NULL,
+    stamp TEXT,
+    digest TEXT,
+    chunks INTEGER NOT NULL DEFAULT 0,
+    pending INTEGER,
+    title TEXT,
+    ingested_at REAL
+);
+CREATE INDEX IF NOT EXISTS documents_source ON documents(source);
+CREATE TABLE IF NOT EXISTS failures (
+    source TEXT NOT NULL,
+    native_id TEXT NOT NULL,
+    stamp TEXT,
+    reason TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (source, native_id)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started REAL NOT NULL,
+    finished REAL,
+    stats TEXT
+);
+"""
+
+
+@dataclass(frozen=True)
+class Entry:
+    doc_id: str
+    source: str
+    native_id: str
+    stamp: str | None
+    digest: str | None
+    chunks: int
+
+
+class Manifest:
+    def __init__(self, path: Path, readonly: bool = False):
+        self.path = path
+        if readonly:
+            self.db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=30)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(path, timeout=30)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.executescript(SCHEMA)
+        self.db.execute("PRAGMA synchronous=NORMAL")
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def entries(self, source: str) -> dict[str, Entry]:
+        rows = self.db.execute(
+            "SELECT doc_id, source, native_id, stamp, digest, chunks FROM documents WHERE source=? AND pending IS NULL",
+            (source,),
+        )
+        return {row[2]: Entry(*row) for row in rows}
+
+    def pending(self) -> list[str]:
+        return [row[0] for row in self.db.execute("SELECT doc_id FROM documents WHERE pending IS NOT NULL")]
+
+    def failures(self, source: str | None = None) -> list[tuple[str, str, str, str | None]]:
+        sql = "SELECT source, native_id, reason, stamp FROM failures"
+        args: tuple = ()
+        if source:
+            sql, args = sql + " WHERE source=?", (source,)
+        return list(self.db.execute(sql + " ORDER BY source, native_id", args))
+
+    def source_totals(self) -> Iterator[tuple[str, int, int, float | None]]:
+        """(source, documents, chunks, last ingest time) for every source with documents."""
+        yield from self.db.execute(
+            "SELECT source, count(*), sum(chunks), max(ingested_at) FROM documents "
+            "WHERE pending IS NULL GROUP BY source ORDER BY source"
+        )
+
+    def last_run(self) -> tuple[float, float | None, dict] | None:
+        row = self.db.execute("SELECT started, finished, stats FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+        return (row[0], row[1], json.loads(row[2] or "{}")) if row else None
+
+    # -- the journalled replace ------------------------------------------------------------------
+
+    def begin(self, docs: list[tuple[str, str, str, int]]) -> None:
+        """Mark documents (doc_id, source, native_id, new chunk count) in flight before the store is touched."""
+        with self.db:
+            self.db.executemany(
+                "INSERT INTO documents (doc_id, source, native_id, pending) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(doc_id) DO UPDATE SET pending=excluded.pending",
+                docs,
+            )
+
+    def commit(self, docs: list[tuple[str, str, str, int, str]]) -> None:
+        """Record (doc_id, stamp, digest, chunks, title) as ingested, all in one transaction."""
+        now = time.time()
+        with self.db:
+            self.db.executemany(
+                "UPDATE documents SET stamp=?, digest=?, chunks=?, pending=NULL, title=?, ingested_at=? "
+                "WHERE doc_id=?",
+                [(stamp, digest, chunks, title, now, doc_id) for doc_id, stamp, digest, chunks, title in docs],
+            )
+            self.db.executemany(
+                "DELETE FROM failures WHERE (source, native_id) = "
+                "(SELECT source, native_id FROM documents WHERE doc_id=?)",
+                [(doc[0],) for doc in docs],
+            )
+
+    def forget(self, doc_id: str) -> None:
+        with self.db:
+            self.db.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,))
+
+    def restamp(self, doc_id: str, stamp: str) -> None:
+        """Same content under a new stamp (a touched file): remember the stamp, re-embed nothing."""
+        with self.db:
+            self.db.execute("UPDATE documents SET stamp=? WHERE doc_id=?", (stamp, doc_id))
+
+    # -- failures and runs -----------------------------------------------------------------------
+
+    def record_failure(self, source: str, native_id: str, stamp: str, reason: str) -> None:
+        with self.db:
+            self.db.execute(
+                "INSERT OR REPLACE INTO failures (source, native_id, stamp, reason, at) VALUES (?, ?, ?, ?, ?)",
+                (source, native_id, stamp, reason, time.time()),
+            )
+
+    def clear_failures(self, source: str, keep: set[str]) -> None:
+        """Drop failures of items that are gone or now ingest fine."""
+        with self.db:
+            for (native_id,) in list(self.db.execute("SELECT native_id FROM failures WHERE source=?", (source,))):
+                if native_id not in keep:
+                    self.db.execute("DELETE FROM failures WHERE source=? AND native_id=?", (source, native_id))
+
+    def drop_source(self, source: str) -> None:
+        with self.db:
+            self.db.execute("DELETE FROM documents WHERE source=?", (source,))
+            self.db.execute("DELETE FROM failures WHERE source=?", (source,))
+
+    def drop_all(self) -> None:
+        with self.db:
+            self.db.execute("DELETE FROM documents")
+            self.db.execute("DELETE FROM failures")
+
+    def start_run(self) -> int:
+        with self.db:
+            return int(self.db.execute("INSERT INTO runs (started) VALUES (?)", (time.time(),)).lastrowid)
+
+    def finish_run(self, run_id: int, stats: dict) -> None:
+        with self.db:
+            self.db.execute("UPDATE runs SET finished=?, stats=? WHERE id=?", (time.time(), json.dumps(stats), run_id))

@@ -1,0 +1,220 @@
+"""The write path: list each source, skip what is unchanged, load, chunk, embed and store the rest.
+
+Every document is replaced all-or-nothing across the vector store and the manifest (see
+manifest.py), so a killed run followed by another ends in the same store as one clean run.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+
+from connectors import open_connector
+from corpus.config import Config, SourceSettings
+from corpus.records import Item
+from ingest.chunker import Chunker
+from ingest.embedder import Embedder
+from ingest.loader import Loaded, load_in_background
+from ingest.lock import WriterLock
+from ingest.manifest import Manifest
+from ingest.progress import Progress
+from ingest.store import ChunkStore, open_client
+
+log = logging.getLogger(__name__)
+
+# Chunks gathered across documents for one encode call and one store write. The first batch is
+# small so the encoder starts while the loader is still warming up.
+EMBED_BATCH_CHUNKS = 1024
+FIRST_BATCH_CHUNKS = 128
+
+
+@dataclass
+class SourceStats:
+    added: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    chunks: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class RunResult:
+    sources: dict[str, SourceStats]
+    seconds: float
+    removed_sources: dict[str, int] = field(default_factory=dict)
+
+    def total(self, name: str) -> int:
+        return sum(getattr(s, name) for s in self.sources.values())
+
+    def as_dict(self) -> dict:
+        return {
+            "seconds": round(self.seconds, 3),
+            "sources": {k: {f: v for f, v in asdict(s).items() if f != "failures"} for k, s in self.sources.items()},
+            "removed_sources": self.removed_sources,
+        }
+
+
+class _Measure:
+    """The model's tokenizer, copied: the chunker must not share it with the encoder's padding state."""
+
+    def __init__(self, embedder: Embedder):
+        self.embedder = copy.copy(embedder)
+        self.embedder.tokenizer = copy.deepcopy(embedder.tokenizer)
+
+    def count_tokens(self, texts):
+        return self.embedder.count_tokens(texts)
+
+    def split_tokens(self, text, limit):
+        return self.embedder.split_tokens(text, limit)
+
+
+def ingest(config: Config, names: list[str] | None = None, full: bool = False,
+           embedder: Embedder | None = None, progress: Progress | None = None) -> RunResult:
+    """Bring the store in line with the sources named (all by default)."""
+    selected = [config.source(n) for n in names] if names else list(config.sources)
+    store_path = config.store_path
+    progress = progress or Progress()
+    with WriterLock(store_path):
+        embedder = embedder or Embedder(config.embedding.model, config.embedding.device, config.embedding.batch_size)
+        client = open_client(store_path, config.corpus.url)
+        manifest = Manifest(store_path / "manifest.sqlite")
+        try:
+            rebuild = full and not names
+            store = ChunkStore(client, embedder.name, embedder.dimension, rebuild=rebuild)
+            if rebuild:
+                manifest.drop_all()
+            run = Run(config, store, manifest, embedder, progress)
+            return run.execute(selected, full=full, prune=not names)
+        finally:
+            manifest.close()
+
+
+class Run:
+    def __init__(self, config: Config, store: ChunkStore, manifest: Manifest, embedder: Embedder, progress: Progress):
+        self.config = config
+        self.store = store
+        self.manifest = manifest
+        self.embedder = embedder
+        self.progress = progress
+        chunking = config.chunking
+        self.chunker = Chunker(
+            _Measure(embedder),
+            max_tokens=min(chunking.max_tokens or embedder.max_tokens, embedder.max_tokens),
+            min_tokens=chunking.min_tokens,
+            overlap_tokens=chunking.overlap_tokens,
+        )
+
+    def execute(self, sources: list[SourceSettings], full: bool, prune: bool) -> RunResult:
+        started = time.monotonic()
+        run_id = self.manifest.start_run()
+        self.recover()
+        result = RunResult(sources={}, seconds=0.0)
+        if prune:
+            result.removed_sources = self.prune_sources({s.name for s in sources})
+        for source in sources:
+            if full:
+                self.store.delete_source(source.name)
+                self.manifest.drop_source(source.name)
+            result.sources[source.name] = self.ingest_source(source)
+        result.seconds = time.monotonic() - started
+        self.manifest.finish_run(run_id, result.as_dict())
+        return result
+
+    def recover(self) -> None:
+        """Undo documents a killed run left half-written; this run ingests them again whole."""
+        for doc_id in self.manifest.pending():
+            log.info("recovering interrupted write of %s", doc_id)
+            self.store.delete_document(doc_id)
+            self.manifest.forget(doc_id)
+
+    def prune_sources(self, configured: set[str]) -> dict[str, int]:
+        removed = {}
+        for source, documents, _, _ in list(self.manifest.source_totals()):
+            if source not in configured:
+                self.store.delete_source(source)
+                self.manifest.drop_source(source)
+                removed[source] = documents
+        return removed
+
+    def ingest_source(self, source: SourceSettings) -> SourceStats:
+        stats = SourceStats()
+        connector = open_connector(source)
+        known = self.manifest.entries(source.name)
+        failed_before = {nid: stamp for _, nid, _, stamp in self.manifest.failures(source.name)}
+        seen: set[str] = set()
+        todo: list[Item] = []
+        for item in connector.items():
+            seen.add(item.native_id)
+            entry = known.get(item.native_id)
+            if entry and entry.stamp == item.stamp:
+                stats.unchanged += 1
+            elif failed_before.get(item.native_id) == item.stamp:
+                stats.failed += 1  # same bytes that failed last time: not retried
+            elif entry and connector.digest(item) == entry.digest:
+                self.manifest.restamp(entry.doc_id, item.stamp)
+                stats.unchanged += 1
+            else:
+                todo.append(item)
+        for native_id in sorted(known.keys() - seen):
+            self._delete(known[native_id].doc_id)
+            stats.deleted += 1
+        self.manifest.clear_failures(source.name, keep=seen)
+
+        self.progress.start(source.name, len(todo))
+        batch: list[Loaded] = []
+        threshold = FIRST_BATCH_CHUNKS
+        try:
+            for loaded in load_in_background(connector, self.chunker, todo):
+                if loaded.error is not None:
+                    self._failed(source, loaded.item, loaded.error, stats)
+                    continue
+                batch.append(loaded)
+                if sum(len(b.chunks) for b in batch) >= threshold:
+                    self._write(batch, known, stats)
+                    batch, threshold = [], EMBED_BATCH_CHUNKS
+            self._write(batch, known, stats)
+        finally:
+            self.progress.stop()
+        retried = {native_id for native_id, _ in stats.failures}
+        for _, native_id, reason, _ in self.manifest.failures(source.name):
+            if native_id not in retried:
+                stats.failures.append((native_id, f"{reason} (unchanged since it failed; not retried)"))
+        return stats
+
+    def _failed(self, source: SourceSettings, item: Item, reason: str, stats: SourceStats) -> None:
+        stats.failed += 1
+        stats.failures.append((item.native_id, reason))
+        self.manifest.record_failure(source.name, item.native_id, item.stamp, reason)
+        self.progress.problem(f"{source.name}/{item.native_id}: {reason}")
+        self.progress.advance(1, 0)
+
+    def _write(self, batch: list[Loaded], known: dict, stats: SourceStats) -> None:
+        """Embed a batch of documents, then replace each of them under the manifest's journal."""
+        if not batch:
+            return
+        vectors = self.embedder.embed([c.embed_text for b in batch for c in b.chunks])
+        self.manifest.begin([(b.document.id, b.document.source, b.document.native_id, len(b.chunks)) for b in batch])
+        self.store.upsert([(b.document, b.chunks) for b in batch], vectors)
+        stale = []
+        for b in batch:
+            entry = known.get(b.item.native_id)
+            stale.extend(f"{b.document.id}:{n}" for n in range(len(b.chunks), entry.chunks if entry else 0))
+            stats.chunks += len(b.chunks)
+            if entry:
+                stats.updated += 1
+            else:
+                stats.added += 1
+        self.store.delete_ids(stale)
+        self.manifest.commit([(b.document.id, b.item.stamp, b.document.digest, len(b.chunks), b.document.title)
+                              for b in batch])
+        self.progress.advance(len(batch), sum(len(b.chunks) for b in batch))
+
+    def _delete(self, doc_id: str) -> None:
+        self.manifest.begin([(doc_id, "", "", 0)])
+        self.store.delete_document(doc_id)
+        self.manifest.forget(doc_id)
+
