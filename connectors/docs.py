@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 MARKDOWN = {".md", ".markdown", ".mdx"}
 PLAIN = {".txt", ".text", ".log"}
 PDF = {".pdf"}
+HTML = {".html", ".htm", ".xhtml"}
 # Read by unstructured's local partitioners (no hosted API, no OCR).
 UNSTRUCTURED = {
     ".html", ".htm", ".xhtml", ".docx", ".doc", ".pptx", ".ppt", ".xlsx", ".xls", ".eml", ".msg",
@@ -144,7 +145,13 @@ def _unstructured(path: Path) -> tuple[str | None, list[Block], dict]:
 
     if path.suffix.lower() in (".doc", ".ppt") and not _have_soffice():
         raise ItemError(f"legacy {path.suffix} needs LibreOffice (soffice), which is not installed")
-    elements = partition(filename=str(path), process_attachments=False)
+    if path.suffix.lower() in HTML:
+        # Our decoder, not unstructured's guess: it reads Windows-1252 pages as such.
+        from unstructured.partition.html import partition_html
+
+        elements = partition_html(text=decode(path.read_bytes()))
+    else:
+        elements = partition(filename=str(path), process_attachments=False)
     blocks: list[Block] = []
     stack: list[tuple[int, str]] = []
     title: str | None = None

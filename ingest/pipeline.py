@@ -6,10 +6,10 @@ manifest.py), so a killed run followed by another ends in the same store as one 
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 
 from connectors import open_connector
 from corpus.config import Config, SourceSettings
@@ -58,20 +58,6 @@ class RunResult:
         }
 
 
-class _Measure:
-    """The model's tokenizer, copied: the chunker must not share it with the encoder's padding state."""
-
-    def __init__(self, embedder: Embedder):
-        self.embedder = copy.copy(embedder)
-        self.embedder.tokenizer = copy.deepcopy(embedder.tokenizer)
-
-    def count_tokens(self, texts):
-        return self.embedder.count_tokens(texts)
-
-    def split_tokens(self, text, limit):
-        return self.embedder.split_tokens(text, limit)
-
-
 def ingest(config: Config, names: list[str] | None = None, full: bool = False,
            embedder: Embedder | None = None, progress: Progress | None = None) -> RunResult:
     """Bring the store in line with the sources named (all by default)."""
@@ -84,7 +70,7 @@ def ingest(config: Config, names: list[str] | None = None, full: bool = False,
         manifest = Manifest(store_path / "manifest.sqlite")
         try:
             rebuild = full and not names
-            store = ChunkStore(client, embedder.name, embedder.dimension, rebuild=rebuild)
+            store = ChunkStore(client, embedder, rebuild=rebuild)
             if rebuild:
                 manifest.drop_all()
             run = Run(config, store, manifest, embedder, progress)
@@ -100,10 +86,14 @@ class Run:
         self.manifest = manifest
         self.embedder = embedder
         self.progress = progress
-        chunking = config.chunking
-        self.chunker = Chunker(
-            _Measure(embedder),
-            max_tokens=min(chunking.max_tokens or embedder.max_tokens, embedder.max_tokens),
+
+    @cached_property
+    def chunker(self) -> Chunker:
+        """Built on first use: it needs the model's tokenizer, which an unchanged corpus never loads."""
+        chunking = self.config.chunking
+        return Chunker(
+            self.embedder.measure(),
+            max_tokens=min(chunking.max_tokens or self.embedder.max_tokens, self.embedder.max_tokens),
             min_tokens=chunking.min_tokens,
             overlap_tokens=chunking.overlap_tokens,
         )
@@ -164,6 +154,16 @@ class Run:
             stats.deleted += 1
         self.manifest.clear_failures(source.name, keep=seen)
 
+        if todo:
+            self._load_and_write(source, connector, todo, known, stats)
+        retried = {native_id for native_id, _ in stats.failures}
+        for _, native_id, reason, _ in self.manifest.failures(source.name):
+            if native_id not in retried:
+                stats.failures.append((native_id, f"{reason} (unchanged since it failed; not retried)"))
+        return stats
+
+    def _load_and_write(self, source: SourceSettings, connector, todo: list[Item], known: dict,
+                        stats: SourceStats) -> None:
         self.progress.start(source.name, len(todo))
         batch: list[Loaded] = []
         threshold = FIRST_BATCH_CHUNKS
@@ -179,11 +179,6 @@ class Run:
             self._write(batch, known, stats)
         finally:
             self.progress.stop()
-        retried = {native_id for native_id, _ in stats.failures}
-        for _, native_id, reason, _ in self.manifest.failures(source.name):
-            if native_id not in retried:
-                stats.failures.append((native_id, f"{reason} (unchanged since it failed; not retried)"))
-        return stats
 
     def _failed(self, source: SourceSettings, item: Item, reason: str, stats: SourceStats) -> None:
         stats.failed += 1

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlparse
 
 import numpy as np
@@ -37,13 +38,19 @@ def open_client(path: Path, url: str | None):
     return chromadb.PersistentClient(path=str(path / "chroma"), settings=settings)
 
 
+class ModelInfo(Protocol):
+    name: str
+
+    @property
+    def dimension(self) -> int: ...
+
+
 class ChunkStore:
     """Vectors and metadata of chunks. Filters later searches need live in each chunk's metadata."""
 
-    def __init__(self, client, model: str, dimension: int, create: bool = True, rebuild: bool = False):
+    def __init__(self, client, model: ModelInfo, create: bool = True, rebuild: bool = False):
         self.client = client
-        self.model = model
-        self.dimension = dimension
+        self.model = model  # its dimension is asked for only when a collection is created
         if rebuild:
             self._delete_collection()
         self.collection = self._collection(create)
@@ -60,15 +67,14 @@ class ChunkStore:
             return self.client.create_collection(
                 COLLECTION,
                 embedding_function=None,  # we always pass our own vectors; never Chroma's ONNX default
-                metadata={"embedding_model": self.model, "dimension": self.dimension},
+                metadata={"embedding_model": self.model.name, "dimension": self.model.dimension},
                 configuration={"hnsw": {"space": "cosine"}},
             )
         meta = collection.metadata or {}
-        if meta.get("embedding_model") != self.model or meta.get("dimension") != self.dimension:
+        if meta.get("embedding_model") != self.model.name:
             raise StoreMismatchError(
-                f"the store was built with {meta.get('embedding_model')!r} ({meta.get('dimension')} dimensions) "
-                f"but the config names {self.model!r} ({self.dimension}); "
-                "run `corpus ingest --full` to rebuild it with the configured model"
+                f"the store was built with {meta.get('embedding_model')!r} but the config names "
+                f"{self.model.name!r}; run `corpus ingest --full` to rebuild it with the configured model"
             )
         return collection
 

@@ -64,7 +64,7 @@ class Searcher:
         self.config = config
         self.embedder = embedder or Embedder(config.embedding.model, config.embedding.device)
         client = open_client(config.store_path, config.corpus.url)
-        self.store = ChunkStore(client, self.embedder.name, self.embedder.dimension, create=False)
+        self.store = ChunkStore(client, self.embedder, create=False)
 
     def search(self, query: str, limit: int = 8, filters: Filters = Filters()) -> list[Hit]:
         query = query.strip()

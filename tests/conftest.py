@@ -1,0 +1,79 @@
+"""Shared fixtures: the real packaged model (loaded once), real Chroma stores in temp folders."""
+
+from __future__ import annotations
+
+import socket
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import corpus  # noqa: F401  (offline environment before any heavy import)
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared" / "data"
+SAMPLE = REPO / "sample" / "docs"
+
+
+def shared(*parts: str) -> Path:
+    """A path in ../shared/data, skipping the test where the shared data is absent."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared data not available: {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from ingest.embedder import Embedder
+
+    return Embedder("all-MiniLM-L6-v2")
+
+
+def write_config(folder: Path, sources: str, extra: str = "") -> Path:
+    """A corpus.toml in ``folder`` with the store in folder/store and the given [[sources]] text."""
+    path = folder / "corpus.toml"
+    path.write_text(textwrap.dedent(f"""\
+        [corpus]
+        path = "store"
+        {textwrap.dedent(extra)}
+        """) + textwrap.dedent(sources))
+    return path
+
+
+def docs_source(name: str, path: Path, **options: object) -> str:
+    lines = [f'[[sources]]\nname = "{name}"\nkind = "docs"\npath = "{path}"']
+    for key, value in options.items():
+        rendered = "[" + ", ".join(f'"{v}"' for v in value) + "]" if isinstance(value, list | tuple) else f'"{value}"'
+        lines.append(f"{key} = {rendered}")
+    return "\n".join(lines) + "\n"
+
+
+class NetworkBlocked(AssertionError):
+    pass
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to open an internet connection fails the test (Unix sockets stay allowed)."""
+    attempts: list[object] = []
+    real_connect = socket.socket.connect
+
+    def guarded(self, address):
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            attempts.append(address)
+            raise NetworkBlocked(f"network access attempted: {address}")
+        return real_connect(self, address)
+
+    def guarded_create(address, *args, **kwargs):
+        attempts.append(address)
+        raise NetworkBlocked(f"network access attempted: {address}")
+
+    def guarded_lookup(host, *args, **kwargs):
+        attempts.append(host)
+        raise NetworkBlocked(f"name lookup attempted: {host}")
+
+    monkeypatch.setattr(socket, "getaddrinfo", guarded_lookup)
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+    monkeypatch.setattr(socket, "create_connection", guarded_create)
+    return attempts
