@@ -1,0 +1,28 @@
+# Two entry points for a fresh machine (see README): `make demo` and `make test`.
+
+VENV   := .venv
+PY     := $(VENV)/bin/python
+# A CPU build of torch lies in /opt/wheels on our machines; elsewhere pip takes torch from its index.
+WHEELS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
+QUERY  ?= how does the on-call hand-off work?
+
+.PHONY: setup demo test lint bench
+
+$(VENV)/.installed: pyproject.toml shims/en_core_web_sm/pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(WHEELS) -e '.[test]' ./shims/en_core_web_sm
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(VENV)/bin/corpus ingest
+	$(VENV)/bin/corpus search "$(QUERY)" --limit 3
+
+test: setup
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) bench/ingest_throughput.py
