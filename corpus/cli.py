@@ -56,6 +56,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the hits as a JSON array")
     p.set_defaults(run=_search)
 
+    p = sub.add_parser("serve", help="run the MCP server (stdio by default)")
+    p.add_argument("--http", action="store_true", help="streamable HTTP instead of stdio")
+    p.add_argument("--host", help="HTTP listen address (default from [server], else 127.0.0.1)")
+    p.add_argument("--port", type=int, help="HTTP port (default from [server], else 8765)")
+    p.set_defaults(run=_serve)
+
     p = sub.add_parser("status", help="sources, documents, chunks, store size and failures")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_status)
@@ -127,6 +133,13 @@ def _escape(text: str) -> str:
     from rich.markup import escape
 
     return escape(text)
+
+
+def _serve(config, args) -> int:
+    from server.mcp_server import serve
+
+    serve(config, http=args.http, host=args.host, port=args.port)
+    return 0
 
 
 def _status(config, args) -> int:

@@ -37,6 +37,22 @@ class ChunkingSettings(Strict):
     min_tokens: int = Field(default=48, ge=0, description="smaller neighbours are merged up to this")
 
 
+class TokenSettings(Strict):
+    """A bearer token for the HTTP server; its value comes from the environment, never from the file."""
+
+    name: str
+    env: str = Field(description="environment variable holding the token")
+    groups: tuple[str, ...] = Field(default=(), description="access groups whose chunks this token may read")
+
+
+class ServerSettings(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=1, le=65535)
+    allowed_hosts: tuple[str, ...] = Field(default=(), description="extra Host headers accepted, e.g. 'kb.corp:*'")
+    allowed_origins: tuple[str, ...] = Field(default=(), description="extra browser Origins accepted")
+    tokens: tuple[TokenSettings, ...] = ()
+
+
 class SourceSettings(Strict):
     """Keys every source has; each connector extends this with its own options."""
 
@@ -58,6 +74,7 @@ class Config(Strict):
     corpus: StoreSettings = StoreSettings()
     embedding: EmbeddingSettings = EmbeddingSettings()
     chunking: ChunkingSettings = ChunkingSettings()
+    server: ServerSettings = ServerSettings()
     sources: tuple[SourceSettings, ...] = ()
 
     @property

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 
@@ -97,3 +97,10 @@ def document_id(source: str, native_id: str) -> str:
 
 def chunk_id(doc_id: str, ordinal: int) -> str:
     return f"{doc_id}:{ordinal}"
+
+
+def epoch(value: datetime | None) -> float | None:
+    """Seconds since 1970 for filters; a date without a zone (front matter) is taken as UTC."""
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()

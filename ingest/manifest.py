@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from corpus.records import Chunk, Document
+from ingest import keyword
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -63,8 +66,15 @@ class Manifest:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(path, timeout=30)
             self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.executescript(SCHEMA)
+            self.db.executescript(SCHEMA + keyword.SCHEMA)
         self.db.execute("PRAGMA synchronous=NORMAL")
+
+    @classmethod
+    def over(cls, db: sqlite3.Connection) -> Manifest:
+        """A read view over an open connection, such as a published generation's immutable copy."""
+        manifest = cls.__new__(cls)
+        manifest.path, manifest.db = None, db
+        return manifest
 
     def close(self) -> None:
         self.db.close()
@@ -110,24 +120,23 @@ class Manifest:
                 docs,
             )
 
-    def commit(self, docs: list[tuple[str, str, str, int, str]]) -> None:
-        """Record (doc_id, stamp, digest, chunks, title) as ingested, all in one transaction."""
+    def commit(self, docs: Sequence[tuple[Document, Sequence[Chunk], str]]) -> None:
+        """Record (document, its chunks, item stamp) as ingested, keyword rows included, in one transaction."""
         now = time.time()
         with self.db:
-            self.db.executemany(
-                "UPDATE documents SET stamp=?, digest=?, chunks=?, pending=NULL, title=?, ingested_at=? "
-                "WHERE doc_id=?",
-                [(stamp, digest, chunks, title, now, doc_id) for doc_id, stamp, digest, chunks, title in docs],
-            )
-            self.db.executemany(
-                "DELETE FROM failures WHERE (source, native_id) = "
-                "(SELECT source, native_id FROM documents WHERE doc_id=?)",
-                [(doc[0],) for doc in docs],
-            )
+            for doc, chunks, stamp in docs:
+                self.db.execute(
+                    "UPDATE documents SET stamp=?, digest=?, chunks=?, pending=NULL, title=?, ingested_at=? "
+                    "WHERE doc_id=?",
+                    (stamp, doc.digest, len(chunks), doc.title, now, doc.id),
+                )
+                keyword.replace_document(self.db, doc, chunks)
+                self.db.execute("DELETE FROM failures WHERE source=? AND native_id=?", (doc.source, doc.native_id))
 
     def forget(self, doc_id: str) -> None:
         with self.db:
             self.db.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,))
+            keyword.delete_documents(self.db, [doc_id])
 
     def restamp(self, doc_id: str, stamp: str) -> None:
         """Same content under a new stamp (a touched file): remember the stamp, re-embed nothing."""
@@ -150,15 +159,13 @@ class Manifest:
                 if native_id not in keep:
                     self.db.execute("DELETE FROM failures WHERE source=? AND native_id=?", (source, native_id))
 
-    def drop_source(self, source: str) -> None:
+    def drop_source(self, source: str | None) -> None:
+        """Forget one source (or every source when None): documents, failures and keyword rows."""
+        where, args = ("WHERE source=?", (source,)) if source else ("", ())
         with self.db:
-            self.db.execute("DELETE FROM documents WHERE source=?", (source,))
-            self.db.execute("DELETE FROM failures WHERE source=?", (source,))
-
-    def drop_all(self) -> None:
-        with self.db:
-            self.db.execute("DELETE FROM documents")
-            self.db.execute("DELETE FROM failures")
+            self.db.execute(f"DELETE FROM documents {where}", args)
+            self.db.execute(f"DELETE FROM failures {where}", args)
+            keyword.delete_source(self.db, source)
 
     def start_run(self) -> int:
         with self.db:

@@ -20,6 +20,7 @@ from ingest.loader import Loaded, load_in_background
 from ingest.lock import WriterLock
 from ingest.manifest import Manifest
 from ingest.progress import Progress
+from ingest.publish import current_generation, publish
 from ingest.store import ChunkStore, open_client
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,10 @@ class RunResult:
     seconds: float
     removed_sources: dict[str, int] = field(default_factory=dict)
 
+    @property
+    def changed(self) -> bool:
+        return bool(self.removed_sources) or any(s.added or s.updated or s.deleted for s in self.sources.values())
+
     def total(self, name: str) -> int:
         return sum(getattr(s, name) for s in self.sources.values())
 
@@ -72,9 +77,12 @@ def ingest(config: Config, names: list[str] | None = None, full: bool = False,
             rebuild = full and not names
             store = ChunkStore(client, embedder, rebuild=rebuild)
             if rebuild:
-                manifest.drop_all()
+                manifest.drop_source(None)
             run = Run(config, store, manifest, embedder, progress)
-            return run.execute(selected, full=full, prune=not names)
+            result = run.execute(selected, full=full, prune=not names)
+            if result.changed or current_generation(store_path) is None:
+                publish(store_path, with_vectors=not config.corpus.url)
+            return result
         finally:
             manifest.close()
 
@@ -204,8 +212,7 @@ class Run:
             else:
                 stats.added += 1
         self.store.delete_ids(stale)
-        self.manifest.commit([(b.document.id, b.item.stamp, b.document.digest, len(b.chunks), b.document.title)
-                              for b in batch])
+        self.manifest.commit([(b.document, b.chunks, b.item.stamp) for b in batch])
         self.progress.advance(len(batch), sum(len(b.chunks) for b in batch))
 
     def _delete(self, doc_id: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlparse
@@ -13,7 +12,8 @@ from urllib.parse import urlparse
 import numpy as np
 
 from corpus.errors import ConfigError, StoreMismatchError
-from corpus.records import Chunk, Document
+from corpus.records import Chunk, Document, epoch
+from ingest.keyword import access_groups
 
 log = logging.getLogger(__name__)
 
@@ -130,11 +130,11 @@ def chunk_metadata(doc: Document, chunk: Chunk) -> dict:
     people = list(dict.fromkeys((*doc.authors, *chunk.people)))
     if people:
         meta["people"] = people
-    if doc.access:
-        meta["access"] = list(doc.access)
+        meta["people_key"] = [p.lower() for p in people]  # the people filter is case-insensitive
+    meta["access"] = access_groups(doc)
     for name, value in (("created", doc.created), ("updated", doc.updated)):
         if value is not None:
-            meta[name] = _epoch(value)
+            meta[name] = epoch(value)
     loc = chunk.locator
     if loc.page is not None:
         meta["page"] = loc.page
@@ -146,7 +146,3 @@ def chunk_metadata(doc: Document, chunk: Chunk) -> dict:
         meta["end"] = loc.end
     return meta
 
-
-def _epoch(value: datetime) -> float:
-    """Dates without a zone (front matter) are taken as UTC, so filters do not depend on the host."""
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()

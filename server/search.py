@@ -1,45 +1,65 @@
-"""The read path: one search API that `corpus search` and the MCP server both call."""
+"""The read path: one search API that `corpus search` and the MCP server both call.
+
+Hybrid retrieval: dense (Chroma) and keyword (BM25 over SQLite FTS5) each take their own top
+candidates with the filters applied inside the query, then reciprocal rank fusion merges them
+and near-duplicate hits collapse into the best one.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Literal
 
 from corpus.config import Config
 from corpus.errors import CorpusError
+from ingest import keyword
 from ingest.embedder import Embedder
-from ingest.store import ChunkStore, open_client
+from server.replica import Replica, Snapshot
 
-MAX_LIMIT = 50
+MAX_LIMIT = 20  # 20 full chunks stay well under what a Claude tool result may hold
+RRF_K = 60
+Mode = Literal["hybrid", "dense", "keyword"]
 
 
 @dataclass(frozen=True)
 class Filters:
-    """Applied inside the store query, so a filter never empties a top-k taken before it."""
+    """Applied inside each retrieval, so a filter never empties a top-k taken before it."""
 
     kinds: Sequence[str] = ()
     sources: Sequence[str] = ()
     people: Sequence[str] = ()
     after: datetime | None = None
     before: datetime | None = None
+    groups: Sequence[str] | None = None  # access groups of the caller; None: no restriction (local use)
 
     def where(self) -> dict | None:
+        """The same filters as a Chroma ``where`` clause."""
         clauses: list[dict] = []
         if self.kinds:
             clauses.append({"kind": {"$in": list(self.kinds)}})
         if self.sources:
             clauses.append({"source": {"$in": list(self.sources)}})
         if self.people:
-            people = [{"people": {"$contains": p}} for p in self.people]
-            clauses.append(people[0] if len(people) == 1 else {"$or": people})
+            clauses.append(_any([{"people_key": {"$contains": p.lower()}} for p in self.people]))
         if self.after:
-            clauses.append({"updated": {"$gte": self.after.timestamp()}})
+            clauses.append({"updated": {"$gte": _epoch(self.after)}})
         if self.before:
-            clauses.append({"updated": {"$lt": self.before.timestamp()}})
+            clauses.append({"updated": {"$lt": _epoch(self.before)}})
+        if self.groups is not None:
+            clauses.append(_any([{"access": {"$contains": g}} for g in (keyword.PUBLIC, *self.groups)]))
         if not clauses:
             return None
         return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+    def keyword_args(self) -> dict:
+        return {
+            "sources": self.sources, "kinds": self.kinds, "people": self.people, "groups": self.groups,
+            "after": _epoch(self.after) if self.after else None,
+            "before": _epoch(self.before) if self.before else None,
+        }
 
 
 @dataclass(frozen=True)
@@ -57,39 +77,93 @@ class Hit:
     section: str | None = None
     page: int | None = None
     people: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)  # citations of near-identical hits folded into this one
 
 
 class Searcher:
     def __init__(self, config: Config, embedder: Embedder | None = None):
         self.config = config
         self.embedder = embedder or Embedder(config.embedding.model, config.embedding.device)
-        client = open_client(config.store_path, config.corpus.url)
-        self.store = ChunkStore(client, self.embedder, create=False)
+        self.replica = Replica(config, self.embedder)
 
-    def search(self, query: str, limit: int = 8, filters: Filters = Filters()) -> list[Hit]:
+    def search(self, query: str, limit: int = 8, filters: Filters = Filters(), mode: Mode = "hybrid") -> list[Hit]:
         query = query.strip()
         if not query:
             raise CorpusError("the query is empty; pass a few words describing what you are looking for")
         limit = max(1, min(limit, MAX_LIMIT))
-        if self.store.collection is None or self.store.count() == 0:
+        snapshot = self.replica.snapshot()
+        if snapshot is None:
             return []
-        vector = self.embedder.embed([query])
-        result = self.store.collection.query(
-            query_embeddings=vector, n_results=limit, where=filters.where(),
-            include=["documents", "metadatas", "distances"],
+        candidates = min(max(limit * 5, 50), 200)
+        rankings: list[list[str]] = []
+        rows: dict[str, tuple[str, dict]] = {}
+        if mode in ("hybrid", "dense"):
+            rankings.append(self._dense(snapshot, query, candidates, filters, rows))
+        if mode in ("hybrid", "keyword"):
+            found = keyword.search(snapshot.db, query, candidates, **filters.keyword_args())
+            rankings.append([chunk_id for chunk_id, _ in found])
+        fused = _fuse(rankings)
+        return _collapse(snapshot, fused, rows, limit)
+
+    def _dense(self, snapshot: Snapshot, query: str, n: int, filters: Filters, rows: dict) -> list[str]:
+        collection = snapshot.store.collection
+        if collection is None:
+            return []
+        result = collection.query(
+            query_embeddings=self.embedder.embed([query]), n_results=n, where=filters.where(),
+            include=["documents", "metadatas"],
         )
-        return [
-            _hit(id_, text, meta, 1.0 - distance)
-            for id_, text, meta, distance in zip(
-                result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0], strict=True
-            )
-        ]
+        ids = result["ids"][0]
+        rows.update(zip(ids, zip(result["documents"][0], result["metadatas"][0], strict=True), strict=True))
+        return ids
 
 
-def _hit(id_: str, text: str, meta: dict, score: float) -> Hit:
+def _fuse(rankings: list[list[str]]) -> list[tuple[str, float]]:
+    """Reciprocal rank fusion: robust to the two retrievers' incomparable score scales."""
+    scores: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, chunk_id in enumerate(ranking, start=1):
+            scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank)
+    return sorted(scores.items(), key=lambda kv: kv[1], reverse=True)
+
+
+def _collapse(snapshot: Snapshot, fused: list[tuple[str, float]], rows: dict, limit: int) -> list[Hit]:
+    """Top hits with near-duplicates (the same text in two places) folded into the better one."""
+    hits: list[Hit] = []
+    shingles: list[set[str]] = []
+    position = 0
+    while len(hits) < limit and position < len(fused):
+        window = fused[position:position + limit * 2]
+        position += len(window)
+        missing = [chunk_id for chunk_id, _ in window if chunk_id not in rows]
+        if missing and snapshot.store.collection is not None:
+            got = snapshot.store.collection.get(ids=missing, include=["documents", "metadatas"])
+            rows.update(zip(got["ids"], zip(got["documents"], got["metadatas"], strict=True), strict=True))
+        for chunk_id, score in window:
+            if chunk_id not in rows or len(hits) >= limit:
+                continue
+            text, meta = rows[chunk_id]
+            words = set(_WORDS.findall(text.lower()))
+            twin = next((i for i, seen in enumerate(shingles) if _similar(words, seen)), None)
+            if twin is not None:
+                hits[twin].duplicates.append(meta.get("citation_uri", ""))
+                continue
+            shingles.append(words)
+            hits.append(hit_from(chunk_id, text, meta, score))
+    return hits
+
+
+_WORDS = re.compile(r"\w+")
+
+
+def _similar(a: set[str], b: set[str]) -> bool:
+    return bool(a) and bool(b) and len(a & b) / len(a | b) >= 0.85
+
+
+def hit_from(chunk_id: str, text: str, meta: dict, score: float) -> Hit:
     updated = meta.get("updated")
     return Hit(
-        id=id_,
+        id=chunk_id,
         doc_id=meta["doc_id"],
         title=meta.get("title", ""),
         kind=meta.get("kind", ""),
@@ -98,8 +172,16 @@ def _hit(id_: str, text: str, meta: dict, score: float) -> Hit:
         text=text,
         citation=meta.get("citation_uri", ""),
         citation_label=meta.get("citation_label", ""),
-        score=round(float(score), 4),
+        score=round(float(score), 5),
         section=meta.get("section"),
         page=meta.get("page"),
         people=list(meta.get("people") or []),
     )
+
+
+def _any(clauses: list[dict]) -> dict:
+    return clauses[0] if len(clauses) == 1 else {"$or": clauses}
+
+
+def _epoch(value: datetime) -> float:
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()

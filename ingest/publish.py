@@ -1,0 +1,61 @@
+"""Publish a read generation: an immutable copy of the store that search processes read from.
+
+Chroma's embedded store may be opened by one process only: opening it replays its log into the
+HNSW files, so a reader opening the live store would write under the writer (the corruption peers
+report). The writer therefore publishes, after each ingest that changed something, a generation:
+a consistent copy of the Chroma folder and of the manifest (with the keyword index). Readers copy
+the Chroma part privately and open the manifest part immutable, so they never write the store.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+
+KEEP = 2  # generations kept; readers copy theirs within seconds of it appearing
+
+
+def published_root(store_path: Path) -> Path:
+    return store_path / "published"
+
+
+def current_generation(store_path: Path) -> Path | None:
+    """The folder of the newest published generation, or None before the first ingest."""
+    root = published_root(store_path)
+    try:
+        name = (root / "CURRENT").read_text().strip()
+    except FileNotFoundError:
+        return None
+    return root / name if name else None
+
+
+def publish(store_path: Path, with_vectors: bool) -> Path:
+    """Copy the store as it is now into a new generation and make it current (atomically)."""
+    root = published_root(store_path)
+    root.mkdir(parents=True, exist_ok=True)
+    numbers = [int(p.name) for p in root.iterdir() if p.name.isdigit()]
+    generation = root / str(max(numbers, default=0) + 1)
+    staging = root / f".staging-{generation.name}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    if with_vectors:
+        source = store_path / "chroma"
+        shutil.copytree(source, staging / "chroma", ignore=shutil.ignore_patterns("chroma.sqlite3*"))
+        _backup(source / "chroma.sqlite3", staging / "chroma" / "chroma.sqlite3")
+    _backup(store_path / "manifest.sqlite", staging / "manifest.sqlite")
+    staging.rename(generation)
+    pointer = root / ".CURRENT.tmp"
+    pointer.write_text(generation.name)
+    os.replace(pointer, root / "CURRENT")
+    for old in sorted((p for p in root.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))[:-KEEP]:
+        shutil.rmtree(old, ignore_errors=True)
+    return generation
+
+
+def _backup(source: Path, target: Path) -> None:
+    """A transactionally consistent copy of a live SQLite database, in rollback-journal mode."""
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+        dst.execute("PRAGMA journal_mode=DELETE")

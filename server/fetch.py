@@ -1,0 +1,72 @@
+"""Reading beyond a hit: a whole document (paged), or a chunk with its neighbours."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from corpus.errors import CorpusError
+from server.replica import Snapshot
+from server.search import Filters, hit_from
+
+PAGE_CHARS = 12_000  # about 3k tokens a page: well under what a Claude tool result may hold
+
+
+@dataclass(frozen=True)
+class Fetched:
+    id: str
+    doc_id: str
+    title: str
+    kind: str
+    source: str
+    date: str | None
+    citation: str
+    citation_label: str
+    text: str
+    page: int
+    pages: int
+    first_chunk: int
+    last_chunk: int
+
+
+def fetch(snapshot: Snapshot | None, item_id: str, page: int = 1, neighbours: int = 1,
+          filters: Filters | None = None) -> Fetched:
+    """``item_id`` is a document id (``d…``) or a chunk id (``d…:N``) as search returns them."""
+    if snapshot is None or snapshot.store.collection is None:
+        raise CorpusError("the corpus is empty; run `corpus ingest` first")
+    collection = snapshot.store.collection
+    doc_id, _, ordinal = item_id.partition(":")
+    where = filters.where() if filters else None
+    scope = {"doc_id": doc_id} if where is None else {"$and": [{"doc_id": doc_id}, where]}
+    if ordinal:
+        if not ordinal.isdigit():
+            raise CorpusError(f"{item_id!r} is not an id from search results (expected d…:N or d…)")
+        n = int(ordinal)
+        wanted = [f"{doc_id}:{i}" for i in range(max(0, n - neighbours), n + neighbours + 1)]
+        got = collection.get(ids=wanted, where=scope, include=["documents", "metadatas"])
+    else:
+        got = collection.get(where=scope, include=["documents", "metadatas"])
+    if not got["ids"]:
+        raise CorpusError(f"no document or chunk with id {item_id!r}; use an id returned by search")
+    rows = sorted(zip(got["documents"], got["metadatas"], strict=True), key=lambda r: r[1]["ordinal"])
+    text = _join([doc for doc, _ in rows])
+    pages = max(1, -(-len(text) // PAGE_CHARS))
+    if not 1 <= page <= pages:
+        raise CorpusError(f"page {page} does not exist; this item has {pages} page(s)")
+    first_text, first_meta = rows[0]
+    head = hit_from(f"{doc_id}:{first_meta['ordinal']}", first_text, first_meta, 0.0)
+    return Fetched(
+        id=item_id, doc_id=doc_id, title=head.title, kind=head.kind, source=head.source, date=head.date,
+        citation=head.citation, citation_label=head.citation_label,
+        text=text[(page - 1) * PAGE_CHARS:page * PAGE_CHARS], page=page, pages=pages,
+        first_chunk=rows[0][1]["ordinal"], last_chunk=rows[-1][1]["ordinal"],
+    )
+
+
+def _join(texts: list[str]) -> str:
+    """Chunks in order, without the sentences a split repeated at the start of the next chunk."""
+    lines: list[str] = []
+    for text in texts:
+        new = text.split("\n")
+        overlap = next((k for k in range(min(len(lines), len(new)), 0, -1) if lines[-k:] == new[:k]), 0)
+        lines.extend(new[overlap:])
+    return "\n".join(lines)
