@@ -11,6 +11,7 @@ from corpus.errors import ConfigError
 # kind -> module; each module defines ``Settings`` (its corpus.toml options) and ``connector()``.
 REGISTRY: dict[str, str] = {
     "docs": "connectors.docs",
+    "beir": "connectors.beir",
 }
 
 

@@ -123,8 +123,13 @@ def meta_people(meta: dict, *keys: str) -> tuple[str, ...]:
     for key in keys:
         value = meta.get(key)
         values = value if isinstance(value, list) else [value] if value else []
-        people.extend(str(v).strip() for v in values if str(v).strip())
-    return tuple(dict.fromkeys(people))
+        people.extend(_person(str(v)) for v in values)
+    return tuple(dict.fromkeys(p for p in people if p))
+
+
+def _person(value: str) -> str:
+    """'Tomás Herrera (Platform) <th@x.io>' -> 'Tomás Herrera': a name the people filter can match."""
+    return " ".join(re.sub(r"\([^)]*\)|<[^>]*>", " ", value).split())
 
 
 def _inline_text(tok) -> str:

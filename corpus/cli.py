@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from dataclasses import asdict
@@ -21,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        config = load_config(args.config)
+        config = load_config(args.config) if getattr(args, "needs_config", True) else None
         return args.run(config, args)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
@@ -36,8 +37,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="corpus", description=__doc__)
-    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
-                        help="path to corpus.toml (default: ./corpus.toml)")
+    parser.add_argument("--config", type=Path, default=Path(os.environ.get("CORPUS_CONFIG", DEFAULT_CONFIG)),
+                        help="path to corpus.toml (default: $CORPUS_CONFIG, else ./corpus.toml)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("ingest", help="read the configured sources into the store (incremental)")
@@ -65,6 +66,14 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="sources, documents, chunks, store size and failures")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_status)
+
+    p = sub.add_parser("eval", help="retrieval quality on a BEIR-format folder (ingested into a throwaway store)")
+    p.add_argument("path", type=Path, help="folder with corpus.jsonl[.gz], queries.jsonl and qrels/test.tsv")
+    p.add_argument("--limit-queries", type=int, metavar="N", help="only the first N test queries")
+    p.add_argument("--keep-store", type=Path, metavar="DIR",
+                   help="build the store in DIR and keep it; a later run there only ingests what changed")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(run=_eval, needs_config=False)  # needs no corpus.toml: it writes its own
     return parser
 
 
@@ -171,6 +180,16 @@ def _status(config, args) -> int:
         print(f"{len(st.failures)} item(s) failed in the last ingest:")
         for source, nid, reason in st.failures:
             print(f"  {source}/{nid}: {reason}")
+    return 0
+
+
+def _eval(config, args) -> int:
+    from server.evaluate import evaluate, format_table
+
+    if args.limit_queries is not None and args.limit_queries < 1:
+        raise CorpusError("--limit-queries must be at least 1")
+    result = evaluate(args.path, limit_queries=args.limit_queries, keep_store=args.keep_store)
+    print(json.dumps(result.as_dict(), indent=2) if args.json else format_table(result))
     return 0
 
 

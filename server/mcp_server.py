@@ -17,8 +17,8 @@ import anyio
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import ToolAnnotations
-from pydantic import BaseModel, Field
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, ConfigDict, Field
 
 from corpus.config import Config
 from corpus.errors import CorpusError
@@ -37,7 +37,10 @@ READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempot
 
 
 class SearchHit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     id: str = Field(description="pass to fetch to read around this hit")
+    doc_id: str = Field(description="pass to fetch to read the whole document")
     title: str
     kind: Literal["docs", "slack", "meetings"] | str
     source: str
@@ -139,15 +142,16 @@ def build_server(config: Config, token_verifier=None, auth=None) -> MCPServer:
         before: Annotated[str | None, Field(description="only items updated before this date, YYYY-MM-DD")] = None,
         people: Annotated[list[str] | None, Field(description="only items by or with these people (full names)")]
         = None,
-    ) -> SearchResult:
+    ) -> Annotated[CallToolResult, SearchResult]:
         service: Service = ctx.request_context.lifespan_context
         filters = Filters(kinds=kinds or (), sources=sources or (), people=people or (),
                           after=_date("after", after), before=_date("before", before), groups=_caller_groups())
 
-        def run() -> SearchResult:
+        def run() -> CallToolResult:
             hits = _translate(lambda: service.ready().search(query, limit=limit, filters=filters))
             note = None if hits else "no matches; try other words, fewer filters, or list_sources to see what exists"
-            return SearchResult(query=query, hits=[SearchHit(**asdict(h)) for h in hits], note=note)
+            result = SearchResult(query=query, hits=[SearchHit(**asdict(h)) for h in hits], note=note)
+            return _reply(result, render_hits(result))
 
         return await anyio.to_thread.run_sync(run)
 
@@ -163,30 +167,57 @@ def build_server(config: Config, token_verifier=None, auth=None) -> MCPServer:
         ctx: Context,
         page: Annotated[int, Field(ge=1, description="page of a long document (see pages in the result)")] = 1,
         neighbours: Annotated[int, Field(ge=0, le=5, description="passages before and after a chunk id")] = 1,
-    ) -> FetchResult:
+    ) -> Annotated[CallToolResult, FetchResult]:
         service: Service = ctx.request_context.lifespan_context
         groups = _caller_groups()
 
-        def run() -> FetchResult:
+        def run() -> CallToolResult:
             searcher = service.ready()
             item = _translate(lambda: fetch_item(searcher.replica.snapshot(), id, page=page, neighbours=neighbours,
                                                  filters=Filters(groups=groups)))
-            return FetchResult(**asdict(item))
+            result = FetchResult(**asdict(item))
+            more = f" (page {item.page} of {item.pages}: fetch page={item.page + 1} to read on)" \
+                if item.page < item.pages else ""
+            header = f"{item.title} [{item.kind}, {item.source}, {item.date or 'undated'}]{more}\n" \
+                     f"cite: {item.citation_label} <{item.citation}>\n\n"
+            return _reply(result, header + item.text)
 
         return await anyio.to_thread.run_sync(run)
 
     @mcp.tool(description="List the corpus's sources: kind, documents, chunks, last ingest time, failed items.",
               annotations=READ_ONLY)
-    async def list_sources(ctx: Context) -> SourcesResult:
+    async def list_sources(ctx: Context) -> Annotated[CallToolResult, SourcesResult]:
         service: Service = ctx.request_context.lifespan_context
 
-        def run() -> SourcesResult:
+        def run() -> CallToolResult:
             snapshot = service.ready().replica.snapshot()
-            return SourcesResult(sources=[Source(**asdict(s)) for s in sources_of(config, snapshot)])
+            result = SourcesResult(sources=[Source(**asdict(s)) for s in sources_of(config, snapshot)])
+            lines = [f"{s.name} ({s.kind}): {s.documents} documents, {s.chunks} chunks, last ingest "
+                     f"{s.last_ingest or 'never'}, {s.failed_items} failed items" for s in result.sources]
+            return _reply(result, "\n".join(lines) or "no sources configured")
 
         return await anyio.to_thread.run_sync(run)
 
     return mcp
+
+
+def render_hits(result: SearchResult) -> str:
+    """The hits as the model reads them: numbered, cited, the quoted text set apart from the frame."""
+    if not result.hits:
+        return result.note or "no matches"
+    blocks = []
+    for n, hit in enumerate(result.hits, start=1):
+        where = hit.title + (f" › {hit.section}" if hit.section else "")
+        quoted = "\n".join(f"> {line}" for line in hit.text.splitlines())
+        blocks.append(f"{n}. {where} [{hit.kind}, {hit.source}, {hit.date or 'undated'}] id={hit.id}\n"
+                      f"   cite: {hit.citation_label} <{hit.citation}>\n{quoted}")
+    return "\n\n".join(blocks)
+
+
+def _reply(result: BaseModel, text: str) -> CallToolResult:
+    """Structured content for programs, one readable text block for the model (not the same JSON twice)."""
+    return CallToolResult(content=[TextContent(type="text", text=text)],
+                          structured_content=result.model_dump(mode="json"))
 
 
 def _translate(call):

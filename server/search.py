@@ -86,11 +86,13 @@ class Searcher:
         self.embedder = embedder or Embedder(config.embedding.model, config.embedding.device)
         self.replica = Replica(config, self.embedder)
 
-    def search(self, query: str, limit: int = 8, filters: Filters = Filters(), mode: Mode = "hybrid") -> list[Hit]:
+    def search(self, query: str, limit: int = 8, filters: Filters = Filters(), mode: Mode = "hybrid", *,
+               cap: int = MAX_LIMIT) -> list[Hit]:
+        """``cap`` bounds ``limit``; only internal callers (`corpus eval`'s recall@100) lift it."""
         query = query.strip()
         if not query:
             raise CorpusError("the query is empty; pass a few words describing what you are looking for")
-        limit = max(1, min(limit, MAX_LIMIT))
+        limit = max(1, min(limit, cap))
         snapshot = self.replica.snapshot()
         if snapshot is None:
             return []

@@ -84,7 +84,7 @@ def test_markdown_metadata_and_heading_citations():
     (item,) = list(connector.items())
     doc = connector.load(item)
     assert doc.title == "On-call rotation and incident response"
-    assert doc.authors and "Tomás Herrera" in doc.authors[0]
+    assert doc.authors == ("Tomás Herrera",)
     assert doc.updated.year == 2025
     handoff = next(b for b in doc.blocks if "Monday at 10:00" in b.text)
     assert handoff.locator.headings[-1] == "Hand-off"

@@ -1,0 +1,692 @@
+"""Search latency benchmark: how fast a warm search answers over a store of N chunks (target p95 < 50 ms at 100k).
+
+It measures, with the real embedding model embedding every query:
+
+- the query-embedding step alone (``Embedder.embed([q])``), to show how much of a search is the model;
+- the search API in-process (``Searcher.search``) in its three modes: hybrid, dense and keyword;
+- end to end through the MCP server over stdio (``corpus serve``), and over streamable HTTP (``--http``),
+  plus the time from process start until ``initialize`` and ``tools/list`` are answered.
+
+Each path gets a warm-up of 10 queries, then ``--queries`` timed ones cycling through about forty natural-language
+questions, some with source, date or people filters. p50, p95 and mean go in one table.
+
+The store is synthetic: embedding 100k real chunks takes hours on two cores, and search latency does not depend on
+what the vectors mean, only on how many there are, their dimension and the index. So each chunk gets a random unit
+vector (float32, 384 dimensions like all-MiniLM-L6-v2) and a text assembled deterministically from a few thousand
+real English words drawn with a Zipf-like distribution (common words really are common, which is what makes BM25
+expensive), with topic words, titles, sections, dates and authors. Everything is written through the real classes
+(ChunkStore, Manifest with its keyword index, publish) exactly as ``ingest/pipeline.py`` writes, so readers open a
+store laid out as an ingest leaves it. Dense hits are meaningless on random vectors; their cost is not.
+
+    python bench/search_latency.py [--chunks 100000] [--queries 200] [--keep DIR]
+
+``--keep DIR`` builds in DIR and leaves it there; if DIR already holds a published store with the same number of
+chunks it is reused and the build is skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import corpus  # noqa: E402,F401  (offline environment before any heavy import)
+from corpus.records import Chunk, Citation, Document, Locator, chunk_id, document_id  # noqa: E402
+
+MODEL = "all-MiniLM-L6-v2"
+DIMENSION = 384
+SOURCE = "synthetic"
+WARMUP = 10
+SEED = 20240611
+CHUNKS_PER_DOC = 10
+DOCS_PER_BATCH = 1000  # 10k chunks per begin/upsert/commit round
+TARGET = "p95 < 50 ms warm at 100k chunks"
+
+# Each synthetic document is about one of these; its words are sprinkled through its chunks, so the questions below
+# find documents that really are about them (by keyword; the vectors are random).
+TOPICS: dict[str, str] = {
+    "Expense reimbursement": "expense expenses receipt receipts reimbursement travel meal hotel per diem limit report",
+    "On-call rotation": "on-call rotation pager hand-off shift incident escalation weekend primary secondary",
+    "Vacation and leave": "vacation leave holiday holidays approval manager days parental sick request calendar",
+    "Security incident response": "security incident breach response checklist containment forensic severity report",
+    "Deployment pipeline": "deploy deployment production pipeline release rollback staging service build",
+    "Access requests": "access request database analytics permission role approval account credentials",
+    "Data retention": "data retention customer records deletion GDPR privacy archive years policy",
+    "New hire onboarding": "onboarding new hire laptop first week checklist buddy orientation accounts",
+    "Performance reviews": "performance review reviews feedback rating calibration goals promotion manager",
+    "Remote work": "remote work country abroad home office equipment stipend timezone",
+    "Brand guidelines": "brand logo colours typography guidelines design assets website",
+    "Key management": "API keys rotate rotation secrets vault credentials token expiry",
+    "Hiring and interviews": "interview interviews hiring candidate senior engineers panel loop offer",
+    "Data center migration": "migration data center cloud servers cutover network storage 2019",
+    "Meeting rooms": "meeting room rooms booking calendar office floor",
+    "Payroll": "payroll salary payslip tax contact finance bonus",
+    "Backups": "backup backups restore database snapshot recovery procedure",
+    "Code review": "code review reviewer pull request approval tests style guidelines",
+    "Accessibility": "accessibility public websites contrast screen reader WCAG requirements",
+    "Contractors": "contractor contractors vendor agreement onboarding invoice",
+    "Procurement": "procurement purchase software vendor contract approval budget dollars",
+    "Postmortems": "postmortem incident template timeline root cause action items blameless",
+    "Month-end close": "finance month-end close accounts ledger reconciliation deadline",
+    "Open source": "open source contribution license policy repository publish",
+    "Customer support": "customer support tickets escalation path severity response time",
+    "Cloud costs": "cloud costs budget allocation teams tagging billing",
+    "Passwords": "password passwords policy manager multi-factor authentication length",
+    "Personal devices": "personal devices phone laptop work rules mobile management",
+    "Blog and website": "blog post website publish editorial review content",
+    "Training budget": "training budget conference conferences courses learning books",
+    "Uptime and SLAs": "service level agreement uptime availability SLA downtime credits",
+    "Workplace conduct": "harassment concern report conduct confidential human resources",
+    "Design reviews": "design review feature proposal architecture document approval",
+    "Company history": "history company founders founded early years office",
+    "Team offsites": "offsite team planning venue agenda travel budget",
+    "Government contracts": "government contract federal agencies compliance procurement state",
+}
+SECTIONS = ("Overview", "Background", "Process", "Who to contact", "Exceptions", "Examples", "Timeline",
+            "Frequently asked questions", "Responsibilities", "Tools", "History", "Related policies")
+PEOPLE = ("Ada Lovelace", "Grace Hopper", "Alan Turing", "Katherine Johnson", "Edsger Dijkstra", "Barbara Liskov",
+          "Donald Knuth", "Margaret Hamilton", "Ken Thompson", "Frances Allen", "John Backus", "Radia Perlman",
+          "Leslie Lamport", "Shafi Goldwasser", "Tim Berners-Lee", "Hedy Lamarr", "Niklaus Wirth", "Jean Sammet",
+          "Dennis Ritchie", "Sophie Wilson", "Vint Cerf", "Anita Borg", "Butler Lampson", "Adele Goldberg")
+QUERIES: tuple[str, ...] = (
+    "how do I submit an expense report for travel?",
+    "what is the on-call hand-off process?",
+    "who approves vacation requests?",
+    "how long do we keep customer data?",
+    "what are the steps to deploy a service to production",
+    "security incident response checklist",
+    "how do I request access to the analytics database",
+    "parental leave policy",
+    "what laptop can new hires choose",
+    "how are performance reviews calibrated",
+    "can I work remotely from another country for a month?",
+    "where are the brand guidelines for the logo",
+    "how to rotate API keys",
+    "interview process for senior engineers",
+    "what happened in the 2019 data center migration",
+    "meal expense limit when travelling abroad",
+    "how do I book a meeting room",
+    "who is the contact for payroll questions",
+    "backup and restore procedure for the main database",
+    "code review guidelines",
+    "accessibility requirements for public websites",
+    "how to onboard a new contractor",
+    "procurement process for software purchases over 10000 dollars",
+    "incident postmortem template",
+    "what does finance need at month-end close",
+    "open source contribution policy",
+    "how do we handle GDPR deletion requests",
+    "which days are company holidays this year",
+    "escalation path for customer support tickets",
+    "first week checklist for new employees",
+    "how are cloud costs allocated to teams",
+    "what is the password policy",
+    "rules for using personal devices for work",
+    "how to publish a blog post on the company website",
+    "training budget and conferences",
+    "what is our service level agreement for uptime",
+    "how do I report a harassment concern",
+    "design review process for new features",
+    "history of the company and its founders",
+    "planning a team offsite",
+    "government contracts with federal agencies",
+    "what was decided about the time and the first new system?",  # common words only: BM25's worst case
+)
+DATE_RANGE = (datetime(2021, 1, 1, tzinfo=UTC), datetime(2023, 7, 1, tzinfo=UTC))
+
+
+# -- synthetic store ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SyntheticModel:
+    """What ChunkStore needs of a model: its name (checked by readers) and dimension."""
+
+    name: str = MODEL
+    dimension: int = DIMENSION
+
+
+def vocabulary(size: int = 5000) -> list[str]:
+    """Real English words, most frequent first: the whole words of the model's WordPiece vocabulary.
+
+    BERT's vocabulary lists its whole words roughly by corpus frequency after the first ~2000 entries
+    (characters and unused slots), which is exactly the order a Zipf draw wants.
+    """
+    from ingest.embedder import resolve_model
+
+    path = Path(resolve_model(MODEL)) / "vocab.txt"
+    words = []
+    for line in path.read_text(encoding="utf-8").splitlines()[1996:]:
+        if line.isascii() and line.isalpha() and line.islower() and (len(line) > 1 or line in ("a", "i")):
+            words.append(line)
+            if len(words) == size:
+                break
+    return words
+
+
+class TextGenerator:
+    """Deterministic chunk texts: Zipf-distributed words in sentences, with the document's topic words mixed in."""
+
+    def __init__(self, rng: np.random.Generator):
+        self.rng = rng
+        self.words = np.array(vocabulary(), dtype=object)
+        weights = 1.0 / (np.arange(len(self.words)) + 2.7) ** 1.05
+        self.cdf = np.cumsum(weights / weights.sum())
+        self.topics = {title: np.array(words.split(), dtype=object) for title, words in TOPICS.items()}
+
+    def chunk_texts(self, topic: str, count: int) -> list[str]:
+        rng = self.rng
+        lengths = rng.integers(100, 201, size=count)
+        total = int(lengths.sum())
+        idx = np.minimum(np.searchsorted(self.cdf, rng.random(total)), len(self.words) - 1)
+        words = self.words[idx]
+        topical = rng.random(total) < 0.06
+        words[topical] = self.topics[topic][rng.integers(0, len(self.topics[topic]), size=int(topical.sum()))]
+        texts, start = [], 0
+        for length in lengths:
+            texts.append(self._sentences(words[start:start + int(length)]))
+            start += int(length)
+        return texts
+
+    def _sentences(self, words: np.ndarray) -> str:
+        out, i, n = [], 0, len(words)
+        while i < n:
+            size = int(self.rng.integers(6, 23))
+            sentence = list(words[i:i + size])
+            i += size
+            sentence[0] = sentence[0][:1].upper() + sentence[0][1:]
+            if len(sentence) > 8:
+                sentence[len(sentence) // 2] += ","
+            out.append(" ".join(sentence) + ".")
+        return " ".join(out)
+
+
+def documents(n_chunks: int, docs_dir: Path, seed: int) -> Iterator[tuple[Document, list[Chunk], str, np.ndarray]]:
+    """(document, its chunks, item stamp, their unit vectors), deterministically from ``seed``."""
+    from ingest.chunker import header_for
+
+    rng = np.random.default_rng(seed)
+    gen = TextGenerator(rng)
+    topics = list(TOPICS)
+    span = (datetime(2025, 12, 31, tzinfo=UTC) - datetime(2018, 1, 1, tzinfo=UTC)).total_seconds()
+    n_docs = -(-n_chunks // CHUNKS_PER_DOC)
+    for number in range(n_docs):
+        count = min(CHUNKS_PER_DOC, n_chunks - number * CHUNKS_PER_DOC)
+        topic = topics[int(rng.integers(0, len(topics)))]
+        folder = topic.lower().replace(" ", "-")
+        native_id = f"{folder}/doc-{number:06d}.md"
+        doc_id = document_id(SOURCE, native_id)
+        extra = " ".join(gen.words[rng.integers(50, 1500, size=2)])
+        title = f"{topic}: {extra}"
+        updated = datetime(2018, 1, 1, tzinfo=UTC) + timedelta(seconds=float(rng.random() * span))
+        authors = tuple(PEOPLE[int(i)] for i in rng.choice(len(PEOPLE), size=int(rng.integers(1, 3)), replace=False))
+        uri = (docs_dir / native_id).as_uri()
+        texts = gen.chunk_texts(topic, count)
+        digest = hashlib.sha1("\n".join(texts).encode()).hexdigest()
+        doc = Document(id=doc_id, source=SOURCE, kind="docs", native_id=native_id, title=title,
+                       citation=Citation(uri, f"{SOURCE}/{native_id}"), blocks=(), digest=digest,
+                       created=updated - timedelta(days=int(rng.integers(0, 400))), updated=updated, authors=authors)
+        chunks = []
+        for ordinal, text in enumerate(texts):
+            section = SECTIONS[ordinal % len(SECTIONS)]
+            locator = Locator(headings=(title, section))
+            slug = section.lower().replace(" ", "-")
+            chunks.append(Chunk(id=chunk_id(doc_id, ordinal), doc_id=doc_id, ordinal=ordinal, text=text,
+                                header=header_for(doc, locator), locator=locator,
+                                citation=Citation(f"{uri}#{slug}", f"{SOURCE}/{native_id} § {title} › {section}")))
+        vectors = rng.standard_normal((count, DIMENSION), dtype=np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        yield doc, chunks, f"{len(digest) * count}:{int(updated.timestamp() * 1e9)}", vectors
+
+
+@dataclass
+class Build:
+    seconds: float = 0.0
+    generate: float = 0.0
+    upsert: float = 0.0
+    commit: float = 0.0
+    publish: float = 0.0
+    reused: bool = False
+
+
+def write_config(folder: Path) -> Path:
+    docs = folder / "docs"
+    docs.mkdir(parents=True, exist_ok=True)
+    config = folder / "corpus.toml"
+    config.write_text(f'[corpus]\npath = "store"\n\n[[sources]]\nname = "{SOURCE}"\nkind = "docs"\n'
+                      f"path = {json.dumps(str(docs))}\n")
+    return config
+
+
+def published_chunks(store_path: Path) -> int | None:
+    """Chunks in the current published generation's manifest, or None when there is none."""
+    import sqlite3
+
+    from ingest.publish import current_generation
+
+    generation = current_generation(store_path)
+    if generation is None:
+        return None
+    with sqlite3.connect(f"{(generation / 'manifest.sqlite').as_uri()}?mode=ro", uri=True) as db:
+        return int(db.execute("SELECT coalesce(sum(chunks), 0) FROM documents WHERE pending IS NULL").fetchone()[0])
+
+
+def build_store(folder: Path, n_chunks: int, seed: int) -> Build:
+    """Write ``n_chunks`` synthetic chunks the way Run._write does, then publish a generation."""
+    from ingest.lock import WriterLock
+    from ingest.manifest import Manifest
+    from ingest.publish import publish
+    from ingest.store import ChunkStore, open_client
+
+    store_path = folder / "store"
+    build = Build()
+    started = time.perf_counter()
+    with WriterLock(store_path):
+        client = open_client(store_path, None)
+        store = ChunkStore(client, SyntheticModel())
+        manifest = Manifest(store_path / "manifest.sqlite")
+        run_id = manifest.start_run()
+        written = 0
+        try:
+            rows = documents(n_chunks, folder / "docs", seed)
+            while True:
+                t = time.perf_counter()
+                batch = [row for _, row in zip(range(DOCS_PER_BATCH), rows, strict=False)]
+                if not batch:
+                    break
+                vectors = np.concatenate([v for *_, v in batch])
+                build.generate += time.perf_counter() - t
+                t = time.perf_counter()
+                manifest.begin([(doc.id, doc.source, doc.native_id, len(chunks)) for doc, chunks, _, _ in batch])
+                store.upsert([(doc, chunks) for doc, chunks, _, _ in batch], vectors)
+                build.upsert += time.perf_counter() - t
+                t = time.perf_counter()
+                manifest.commit([(doc, chunks, stamp) for doc, chunks, stamp, _ in batch])
+                build.commit += time.perf_counter() - t
+                written += len(vectors)
+                rate = written / (time.perf_counter() - started)
+                print(f"  built {written:>7}/{n_chunks} chunks  ({rate:,.0f} chunks/s)", file=sys.stderr, flush=True)
+            manifest.finish_run(run_id, {"seconds": time.perf_counter() - started, "synthetic": True})
+            t = time.perf_counter()
+            publish(store_path, with_vectors=True)
+            build.publish = time.perf_counter() - t
+        finally:
+            manifest.close()
+    build.seconds = time.perf_counter() - started
+    return build
+
+
+# -- measuring ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Query:
+    text: str
+    sources: tuple[str, ...] = ()
+    people: tuple[str, ...] = ()
+    after: datetime | None = None
+    before: datetime | None = None
+
+    @property
+    def filtered(self) -> bool:
+        return bool(self.sources or self.people or self.after or self.before)
+
+    def filters(self):
+        from server.search import Filters
+
+        return Filters(sources=self.sources, people=self.people, after=self.after, before=self.before)
+
+    def tool_args(self) -> dict:
+        args: dict = {"query": self.text, "limit": 8}
+        if self.sources:
+            args["sources"] = list(self.sources)
+        if self.people:
+            args["people"] = list(self.people)
+        if self.after:
+            args["after"] = self.after.date().isoformat()
+        if self.before:
+            args["before"] = self.before.date().isoformat()
+        return args
+
+
+def query_set() -> list[Query]:
+    """The questions, some with a source filter, some with a date range, a few with a person."""
+    out = []
+    for i, text in enumerate(QUERIES):
+        sources = (SOURCE,) if i % 5 == 1 else ()
+        after, before = DATE_RANGE if i % 7 == 3 else (None, None)
+        people = (PEOPLE[i % len(PEOPLE)],) if i % 11 == 5 else ()
+        out.append(Query(text, sources, people, after, before))
+    return out
+
+
+@dataclass
+class Series:
+    path: str
+    ms: list[float] = field(default_factory=list)
+    queries: list[Query] = field(default_factory=list)
+    errors: int = 0
+    note: str = ""
+
+    def add(self, query: Query, seconds: float) -> None:
+        self.ms.append(seconds * 1000)
+        self.queries.append(query)
+
+    def stats(self, which: Callable[[Query], bool] = lambda q: True) -> tuple[float, float, float, int]:
+        values = np.array([m for m, q in zip(self.ms, self.queries, strict=True) if which(q)])
+        if not len(values):
+            return float("nan"), float("nan"), float("nan"), 0
+        return (float(np.percentile(values, 50)), float(np.percentile(values, 95)), float(values.mean()),
+                len(values))
+
+
+def cycle(queries: list[Query], n: int) -> list[Query]:
+    return [queries[i % len(queries)] for i in range(n)]
+
+
+def measure_api(config_path: Path, embedder, queries: list[Query],
+                n: int) -> tuple[list[Series], dict[str, float], list[Series]]:
+    """Embedding alone, then Searcher.search in each mode, warm; also the first snapshot and first query (cold)."""
+    from corpus.config import load_config
+    from server.search import Searcher
+
+    config = load_config(config_path)
+    series = [Series("embed only")]
+    components: list[Series] = []
+    for q in cycle(queries, WARMUP):
+        embedder.embed([q.text])
+    for q in cycle(queries, n):
+        t = time.perf_counter()
+        embedder.embed([q.text])
+        series[0].add(q, time.perf_counter() - t)
+
+    searcher = Searcher(config, embedder)
+    cold: dict[str, float] = {}
+    t = time.perf_counter()
+    searcher.replica.snapshot()  # copies the generation's Chroma folder privately, opens it
+    cold["replica open (copy + Chroma open)"] = time.perf_counter() - t
+    t = time.perf_counter()
+    searcher.search(queries[0].text, limit=8, mode="hybrid")
+    cold["first hybrid query after open"] = time.perf_counter() - t
+    try:
+        for mode in ("hybrid", "dense", "keyword"):
+            s = Series(f"API {mode}")
+            for q in cycle(queries, WARMUP):
+                searcher.search(q.text, limit=8, filters=q.filters(), mode=mode)
+            for q in cycle(queries, n):
+                t = time.perf_counter()
+                hits = searcher.search(q.text, limit=8, filters=q.filters(), mode=mode)
+                s.add(q, time.perf_counter() - t)
+                if not hits:
+                    s.errors += 1  # not an error as such, but every query should find something here
+            series.append(s)
+        components.append(chroma_only(searcher, embedder, queries, n))
+    finally:
+        searcher.replica.close()
+    return series, cold, components
+
+
+def chroma_only(searcher, embedder, queries: list[Query], n: int) -> Series:
+    """The vector store's own cost: Chroma's query with a precomputed vector, as Searcher._dense asks it."""
+    collection = searcher.replica.snapshot().store.collection
+    vectors = {q.text: embedder.embed([q.text]) for q in queries}
+    s = Series("Chroma query only")
+    for q in cycle(queries, WARMUP + n):
+        t = time.perf_counter()
+        collection.query(query_embeddings=vectors[q.text], n_results=50, where=q.filters().where(),
+                         include=["documents", "metadatas"])
+        s.add(q, time.perf_counter() - t)
+    del s.ms[:WARMUP], s.queries[:WARMUP]
+    return s
+
+
+def keyword_breakdown(config_path: Path, queries: list[Query]) -> list[tuple[float, int, str]]:
+    """Per question: keyword search ms (best of 3, no filter) and how many chunks its words match."""
+    import sqlite3
+
+    from corpus.config import load_config
+    from ingest import keyword
+    from ingest.publish import current_generation
+
+    generation = current_generation(load_config(config_path).store_path)
+    assert generation is not None
+    db = sqlite3.connect(f"{(generation / 'manifest.sqlite').as_uri()}?mode=ro&immutable=1", uri=True)
+    out = []
+    try:
+        for q in queries:
+            best = min(_timed(lambda q=q: keyword.search(db, q.text, 50)) for _ in range(3))
+            expression = keyword.match_expression(q.text)
+            matched = db.execute("SELECT count(*) FROM chunk_text WHERE chunk_text MATCH ?", (expression,)).fetchone()
+            out.append((best * 1000, int(matched[0]), q.text))
+    finally:
+        db.close()
+    return sorted(out, reverse=True)
+
+
+def _timed(call: Callable[[], object]) -> float:
+    t = time.perf_counter()
+    call()
+    return time.perf_counter() - t
+
+
+async def _session_run(open_streams, queries: list[Query], n: int, label: str,
+                       started: float) -> tuple[Series, float, float]:
+    """Over an open transport: initialize + list_tools (time since start), first call, warm-up, n timed calls."""
+    from mcp import ClientSession
+
+    async with open_streams as streams, ClientSession(streams[0], streams[1]) as session:
+        await session.initialize()
+        tools = await session.list_tools()
+        ready = time.perf_counter() - started
+        assert "search" in {t.name for t in tools.tools}, tools
+        series = Series(label)
+        t = time.perf_counter()
+        await _call(session, queries[0], series, record=False)
+        first = time.perf_counter() - t
+        for q in cycle(queries, WARMUP):
+            await _call(session, q, series, record=False)
+        for q in cycle(queries, n):
+            await _call(session, q, series, record=True)
+        return series, ready, first
+
+
+async def _call(session, q: Query, series: Series, record: bool) -> None:
+    t = time.perf_counter()
+    result = await session.call_tool("search", q.tool_args(), read_timeout_seconds=600)
+    elapsed = time.perf_counter() - t
+    if result.is_error or not (result.structured_content or {}).get("hits"):
+        series.errors += 1
+        if series.errors == 1:
+            print(f"  {series.path}: unexpected result for {q.text!r}: {str(result)[:500]}", file=sys.stderr)
+    if record:
+        series.add(q, elapsed)
+
+
+def measure_stdio(config_path: Path, queries: list[Query], n: int, log: Path) -> tuple[Series, float, float]:
+    from mcp import StdioServerParameters, stdio_client
+
+    params = StdioServerParameters(command=sys.executable, args=["-m", "corpus.cli", "--config", str(config_path),
+                                                                 "serve"], cwd=str(REPO))
+
+    async def main() -> tuple[Series, float, float]:
+        with log.open("w") as errlog:
+            started = time.perf_counter()
+            return await _session_run(stdio_client(params, errlog=errlog), queries, n, "MCP stdio hybrid", started)
+
+    return asyncio.run(main())
+
+
+def measure_http(config_path: Path, queries: list[Query], n: int, log: Path) -> tuple[Series, float, float]:
+    from mcp.client.streamable_http import streamable_http_client
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with log.open("w") as out:
+        started = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "corpus.cli", "--config", str(config_path), "serve", "--http",
+                                 "--host", "127.0.0.1", "--port", str(port)], cwd=REPO, stdout=out, stderr=out)
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"HTTP server exited with {proc.returncode}: {log.read_text()[-2000:]}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("HTTP server did not start listening within 300 s") from None
+                time.sleep(0.05)
+
+        async def main() -> tuple[Series, float, float]:
+            url = f"http://127.0.0.1:{port}/mcp"
+            return await _session_run(streamable_http_client(url), queries, n, "MCP HTTP hybrid", started)
+
+        return asyncio.run(main())
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# -- report ------------------------------------------------------------------------------------------------------
+
+
+def du(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def human(size: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
+
+
+def table(series: list[Series]) -> str:
+    head = f"{'path':<20} {'p50 ms':>9} {'p95 ms':>9} {'mean ms':>9} {'n':>6}  note"
+    lines = [head, "-" * len(head)]
+    for s in series:
+        p50, p95, mean, n = s.stats()
+        note = s.note or (f"{s.errors} empty/error results" if s.errors else "")
+        lines.append(f"{s.path:<20} {p50:>9.1f} {p95:>9.1f} {mean:>9.1f} {n:>6}  {note}".rstrip())
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--chunks", type=int, default=100_000, help="synthetic chunks in the store")
+    parser.add_argument("--queries", type=int, default=200, help="timed queries per path (after 10 warm-up)")
+    parser.add_argument("--keep", type=Path, help="build in (or reuse) this folder and leave it")
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--no-http", action="store_true", help="skip the streamable HTTP measurement")
+    args = parser.parse_args()
+
+    folder = args.keep.resolve() if args.keep else Path(tempfile.mkdtemp(prefix="corpus-search-bench-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        config_path = write_config(folder)
+        store_path = folder / "store"
+        if published_chunks(store_path) == args.chunks:
+            build = Build(reused=True)
+            print(f"reusing the store in {store_path} ({args.chunks} chunks)", file=sys.stderr)
+        else:
+            shutil.rmtree(store_path, ignore_errors=True)
+            print(f"building {args.chunks} synthetic chunks in {store_path}", file=sys.stderr)
+            build = build_store(folder, args.chunks, args.seed)
+
+        from ingest.embedder import Embedder
+
+        queries = query_set()
+        embedder = Embedder(MODEL)
+        t = time.perf_counter()
+        embedder.embed(["warm up"])
+        model_load = time.perf_counter() - t
+        print("measuring the search API in-process", file=sys.stderr)
+        load_before = os.getloadavg()[0]
+        series, cold, components = measure_api(config_path, embedder, queries, args.queries)
+        keyword_costs = keyword_breakdown(config_path, queries)
+
+        print("measuring MCP over stdio", file=sys.stderr)
+        startup: dict[str, tuple[float, float]] = {}
+        stdio, ready, first = measure_stdio(config_path, queries, args.queries, folder / "stdio-server.log")
+        series.append(stdio)
+        startup["stdio"] = (ready, first)
+        if not args.no_http:
+            print("measuring MCP over streamable HTTP", file=sys.stderr)
+            try:
+                http, ready, first = measure_http(config_path, queries, args.queries, folder / "http-server.log")
+                series.append(http)
+                startup["HTTP"] = (ready, first)
+            except Exception as exc:  # optional path: report and go on
+                series.append(Series("MCP HTTP hybrid", note=f"skipped: {type(exc).__name__}: {str(exc)[:80]}"))
+
+        load_after = os.getloadavg()[0]
+        published = du(store_path / "published")
+        live = du(store_path) - published
+        print()
+        print(f"search latency, {args.chunks:,} synthetic chunks ({CHUNKS_PER_DOC} per document, random unit vectors, "
+              f"dim {DIMENSION}), limit 8, {WARMUP} warm-up then {args.queries} timed queries per path")
+        print()
+        print(table(series))
+        print()
+        build_text = "reused (not rebuilt)" if build.reused else (
+            f"{build.seconds:.1f} s (generate {build.generate:.1f}, begin+upsert {build.upsert:.1f}, "
+            f"commit+keyword {build.commit:.1f}, publish {build.publish:.1f})")
+        print(f"chunks {args.chunks:,} | store on disk {human(live)} live + {human(published)} published | "
+              f"build {build_text} | machine: {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), "
+              f"Python {sys.version.split()[0]}, 1-min load average {load_before:.1f} before / {load_after:.1f} after "
+              "measuring")
+        print(f"target: {TARGET}: API hybrid p95 = {series[1].stats()[1]:.1f} ms, MCP stdio hybrid p95 = "
+              f"{stdio.stats()[1]:.1f} ms (reported, not asserted)")
+        print()
+        print("cold costs:")
+        print(f"  model load + first embed (in-process)        {model_load * 1000:>9.0f} ms")
+        for name, seconds in cold.items():
+            print(f"  {name:<44} {seconds * 1000:>9.0f} ms")
+        for name, (ready, first) in startup.items():
+            print(f"  {name} process start -> initialize+list_tools   {ready * 1000:>7.0f} ms")
+            print(f"  {name} first search call (model + replica load) {first * 1000:>7.0f} ms")
+        print()
+        print("filtered vs unfiltered (p50 / p95 ms):")
+        for s in [*series[1:4], *components]:
+            plain, filt = s.stats(lambda q: not q.filtered), s.stats(lambda q: q.filtered)
+            print(f"  {s.path:<17} unfiltered {plain[0]:>7.1f} / {plain[1]:>7.1f} (n={plain[3]})   "
+                  f"filtered {filt[0]:>7.1f} / {filt[1]:>7.1f} (n={filt[3]})")
+        print()
+        print("slowest keyword queries (keyword.search, 50 candidates, best of 3, no filter):")
+        for ms, matched, text in keyword_costs[:5]:
+            print(f"  {ms:>7.1f} ms  {matched:>7,} chunks match  {text}")
+        print(f"  median {np.median([c[0] for c in keyword_costs]):.1f} ms over {len(keyword_costs)} questions")
+        return 0
+    finally:
+        if args.keep:
+            print(f"\nkept {folder}", file=sys.stderr)
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
