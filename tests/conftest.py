@@ -33,11 +33,10 @@ def embedder():
 def write_config(folder: Path, sources: str, extra: str = "") -> Path:
     """A corpus.toml in ``folder`` with the store in folder/store and the given [[sources]] text."""
     path = folder / "corpus.toml"
-    path.write_text(textwrap.dedent(f"""\
+    path.write_text(textwrap.dedent("""\
         [corpus]
         path = "store"
-        {textwrap.dedent(extra)}
-        """) + textwrap.dedent(sources))
+        """) + textwrap.dedent(extra) + "\n" + textwrap.dedent(sources))
     return path
 
 
