@@ -145,6 +145,8 @@ def _unstructured(path: Path) -> tuple[str | None, list[Block], dict]:
 
     if path.suffix.lower() in (".doc", ".ppt") and not _have_soffice():
         raise ItemError(f"legacy {path.suffix} needs LibreOffice (soffice), which is not installed")
+    if path.suffix.lower() == ".eml" and _encrypted_mail(path.read_bytes()[:65536]):
+        raise ItemError("encrypted e-mail (S/MIME or PGP): the body cannot be read")
     if path.suffix.lower() in HTML:
         # Our decoder, not unstructured's guess: it reads Windows-1252 pages as such.
         from unstructured.partition.html import partition_html
@@ -198,6 +200,11 @@ def _table_text(html: str) -> str:
 def _display_address(address: str) -> str:
     name = re.sub(r"\s*<[^>]*>\s*", "", address).strip().strip('"')
     return name or address
+
+
+def _encrypted_mail(head: bytes) -> bool:
+    head = head.lower()
+    return b"multipart/encrypted" in head or b"application/pkcs7-mime" in head
 
 
 def _have_soffice() -> bool:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from corpus.records import Block, Chunk, Document, Locator, chunk_id
+from ingest.redact import redact
 
 
 class TokenMeasure(Protocol):
@@ -58,7 +59,7 @@ class Chunker:
         self.overlap_tokens = overlap_tokens
 
     def chunk(self, doc: Document) -> list[Chunk]:
-        blocks = [b for b in doc.blocks if b.text.strip()]
+        blocks = [replace(b, text=redact(b.text)) for b in doc.blocks if b.text.strip()]
         if not blocks:
             return []
         headers = {self._section(b): header_for(doc, b.locator) for b in blocks}
