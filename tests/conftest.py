@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,24 @@ def docs_source(name: str, path: Path, **options: object) -> str:
         rendered = "[" + ", ".join(f'"{v}"' for v in value) + "]" if isinstance(value, list | tuple) else f'"{value}"'
         lines.append(f"{key} = {rendered}")
     return "\n".join(lines) + "\n"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, seconds: float = 60) -> None:
+    """Until a server accepts connections on 127.0.0.1:port (it loads models first)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {seconds} s")
 
 
 class NetworkBlocked(AssertionError):

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,7 @@ from corpus.config import load_config
 from ingest.pipeline import ingest
 from server.fetch import fetch
 from server.search import Searcher
-from tests.conftest import SAMPLE, docs_source, write_config
+from tests.conftest import SAMPLE, docs_source, free_port, wait_for_port, write_config
 
 CHROMA = Path(shutil.which("chroma") or Path(__file__).resolve().parents[1] / ".venv" / "bin" / "chroma")
 
@@ -23,18 +21,10 @@ CHROMA = Path(shutil.which("chroma") or Path(__file__).resolve().parents[1] / ".
 def chroma_server(tmp_path):
     if not CHROMA.exists():
         pytest.skip("the chroma CLI (from the chromadb package) is not on PATH")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen([str(CHROMA), "run", "--path", str(tmp_path / "chroma-server"), "--host", "127.0.0.1",
                              "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.2)
+    wait_for_port(port)
     yield f"http://127.0.0.1:{port}"
     proc.terminate()
     proc.wait(timeout=20)

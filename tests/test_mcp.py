@@ -6,10 +6,8 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx2
@@ -20,7 +18,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 
 from corpus.config import load_config
 from ingest.pipeline import ingest
-from tests.conftest import SAMPLE, docs_source, write_config
+from tests.conftest import SAMPLE, docs_source, free_port, wait_for_port, write_config
 
 TOKEN_ENG = "eng-token-0123456789abcdef"
 TOKEN_HR = "hr-token-0123456789abcdef"
@@ -106,25 +104,13 @@ def test_stdio_bad_calls_are_tool_errors_that_say_what_to_do(served):
     assert asyncio.run(_stdio_session(served, body))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def http_server(served):
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "CORPUS_TEST_TOKEN_ENG": TOKEN_ENG, "CORPUS_TEST_TOKEN_HR": TOKEN_HR}
     proc = subprocess.Popen([sys.executable, "-m", "corpus.cli", "--config", str(served), "serve", "--http",
                              "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.2)
+    wait_for_port(port)
     yield f"http://127.0.0.1:{port}/mcp"
     proc.terminate()
     proc.wait(timeout=10)
