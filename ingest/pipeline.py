@@ -20,7 +20,7 @@ from ingest.loader import Loaded, load_in_background
 from ingest.lock import WriterLock
 from ingest.manifest import Manifest
 from ingest.progress import Progress
-from ingest.publish import current_generation, publish
+from ingest.publish import mark_unpublished, needs_publish, publish
 from ingest.store import ChunkStore, open_client
 
 log = logging.getLogger(__name__)
@@ -48,10 +48,6 @@ class RunResult:
     seconds: float
     removed_sources: dict[str, int] = field(default_factory=dict)
 
-    @property
-    def changed(self) -> bool:
-        return bool(self.removed_sources) or any(s.added or s.updated or s.deleted for s in self.sources.values())
-
     def total(self, name: str) -> int:
         return sum(getattr(s, name) for s in self.sources.values())
 
@@ -77,10 +73,11 @@ def ingest(config: Config, names: list[str] | None = None, full: bool = False,
             rebuild = full and not names
             store = ChunkStore(client, embedder, rebuild=rebuild)
             if rebuild:
+                mark_unpublished(store_path)
                 manifest.drop_source(None)
             run = Run(config, store, manifest, embedder, progress)
             result = run.execute(selected, full=full, prune=not names)
-            if result.changed or current_generation(store_path) is None:
+            if needs_publish(store_path):
                 publish(store_path, with_vectors=not config.corpus.url)
             return result
         finally:
@@ -94,6 +91,13 @@ class Run:
         self.manifest = manifest
         self.embedder = embedder
         self.progress = progress
+        self._marked = False
+
+    def _changing(self) -> None:
+        """Called before any change to the store, so a killed run still gets published by the next."""
+        if not self._marked:
+            mark_unpublished(self.config.store_path)
+            self._marked = True
 
     @cached_property
     def chunker(self) -> Chunker:
@@ -115,6 +119,7 @@ class Run:
             result.removed_sources = self.prune_sources({s.name for s in sources})
         for source in sources:
             if full:
+                self._changing()
                 self.store.delete_source(source.name)
                 self.manifest.drop_source(source.name)
             result.sources[source.name] = self.ingest_source(source)
@@ -125,6 +130,7 @@ class Run:
     def recover(self) -> None:
         """Undo documents a killed run left half-written; this run ingests them again whole."""
         for doc_id in self.manifest.pending():
+            self._changing()
             log.info("recovering interrupted write of %s", doc_id)
             self.store.delete_document(doc_id)
             self.manifest.forget(doc_id)
@@ -133,6 +139,7 @@ class Run:
         removed = {}
         for source, documents, _, _ in list(self.manifest.source_totals()):
             if source not in configured:
+                self._changing()
                 self.store.delete_source(source)
                 self.manifest.drop_source(source)
                 removed[source] = documents
@@ -200,6 +207,7 @@ class Run:
         if not batch:
             return
         vectors = self.embedder.embed([c.embed_text for b in batch for c in b.chunks])
+        self._changing()
         self.manifest.begin([(b.document.id, b.document.source, b.document.native_id, len(b.chunks)) for b in batch])
         self.store.upsert([(b.document, b.chunks) for b in batch], vectors)
         stale = []
@@ -216,6 +224,7 @@ class Run:
         self.progress.advance(len(batch), sum(len(b.chunks) for b in batch))
 
     def _delete(self, doc_id: str) -> None:
+        self._changing()
         self.manifest.begin([(doc_id, "", "", 0)])
         self.store.delete_document(doc_id)
         self.manifest.forget(doc_id)

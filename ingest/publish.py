@@ -31,6 +31,17 @@ def current_generation(store_path: Path) -> Path | None:
     return root / name if name else None
 
 
+def mark_unpublished(store_path: Path) -> None:
+    """Note that the live store now differs from the published one; survives a killed run."""
+    root = published_root(store_path)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "UNPUBLISHED").touch()
+
+
+def needs_publish(store_path: Path) -> bool:
+    return (published_root(store_path) / "UNPUBLISHED").exists() or current_generation(store_path) is None
+
+
 def publish(store_path: Path, with_vectors: bool) -> Path:
     """Copy the store as it is now into a new generation and make it current (atomically)."""
     root = published_root(store_path)
@@ -49,6 +60,7 @@ def publish(store_path: Path, with_vectors: bool) -> Path:
     pointer = root / ".CURRENT.tmp"
     pointer.write_text(generation.name)
     os.replace(pointer, root / "CURRENT")
+    (root / "UNPUBLISHED").unlink(missing_ok=True)
     for old in sorted((p for p in root.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))[:-KEEP]:
         shutil.rmtree(old, ignore_errors=True)
     return generation

@@ -106,3 +106,33 @@ def test_crash_between_store_write_and_manifest_commit_is_recovered(tmp_path, em
     result = ingest(configs["crashed"], embedder=embedder)
     assert result.sources["d"].added == 3
     _assert_same_store(_full_snapshot(tmp_path / "clean"), _full_snapshot(tmp_path / "crashed"))
+
+
+def test_a_run_killed_before_publishing_is_published_by_the_next(tmp_path, embedder, monkeypatch):
+    from ingest import pipeline
+    from ingest.publish import current_generation
+    from server.search import Searcher
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.md").write_text("# Lockers\n\nLocker keys are at the front desk.\n")
+    (tmp_path / "c.toml").write_text('[corpus]\npath = "store"\n' + docs_source("d", folder))
+    config = load_config(tmp_path / "c.toml")
+    ingest(config, embedder=embedder)
+    first = current_generation(config.store_path)
+
+    (folder / "b.md").write_text("# Showers\n\nShowers are in the basement next to the bike cage.\n")
+    real_publish = pipeline.publish
+
+    def killed(*args, **kwargs):
+        raise SystemExit("killed before publishing")
+
+    monkeypatch.setattr(pipeline, "publish", killed)
+    with pytest.raises(SystemExit):
+        ingest(config, embedder=embedder)
+    assert current_generation(config.store_path) == first
+    monkeypatch.setattr(pipeline, "publish", real_publish)
+    result = ingest(config, embedder=embedder)
+    assert result.sources["d"].unchanged == 2  # nothing left to ingest, but the store still gets published
+    assert current_generation(config.store_path) != first
+    assert "basement" in Searcher(config, embedder).search("where are the showers", limit=1)[0].text
