@@ -110,8 +110,10 @@ def _ingest(config, args) -> int:
 
 
 def _search(config, args) -> int:
+    from ingest.embedder import one_thread_per_query
     from server.search import Filters, Searcher
 
+    one_thread_per_query()
     filters = Filters(kinds=args.kind, sources=args.source, people=args.person, after=args.after, before=args.before)
     hits = Searcher(config).search(args.query, limit=args.limit, filters=filters)
     if args.json:

@@ -8,8 +8,8 @@ from typing import TextIO
 
 
 class Progress:
-    def __init__(self, stream: TextIO = sys.stderr, interval: float = 5.0):
-        self.stream = stream
+    def __init__(self, stream: TextIO | None = None, interval: float = 5.0):
+        self.stream = stream or sys.stderr  # looked up now, not at import: tests and callers swap stderr
         self.interval = interval
         self.tty = stream.isatty()
         self._bar = None
@@ -25,13 +25,13 @@ class Progress:
 
             self._bar = Progress(
                 TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("files · {task.fields[chunks]} chunks"), TimeRemainingColumn(),
+                TextColumn("items · {task.fields[chunks]} chunks"), TimeRemainingColumn(),
                 transient=True, console=Console(file=self.stream),
             )
             self._bar.start()
             self._task = self._bar.add_task(source, total=total, chunks=0)
         else:
-            self._line(f"{source}: {total} files to read")
+            self._line(f"{source}: {total} items to read")
 
     def advance(self, files: int, chunks: int) -> None:
         self.done += files
@@ -41,7 +41,7 @@ class Progress:
         elif time.monotonic() - self._last >= self.interval:
             self._last = time.monotonic()
             rate = self.chunks / max(time.monotonic() - self.started, 1e-9)
-            self._line(f"{self.source}: {self.done}/{self.total} files, {self.chunks} chunks ({rate:.0f} chunks/s)")
+            self._line(f"{self.source}: {self.done}/{self.total} items, {self.chunks} chunks ({rate:.0f} chunks/s)")
 
     def problem(self, line: str) -> None:
         if self._bar is not None:

@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 
 from corpus.config import Config
 from corpus.errors import CorpusError
+from ingest.embedder import one_thread_per_query
 from server.fetch import Fetched
 from server.fetch import fetch as fetch_item
 from server.search import MAX_LIMIT, Filters, Hit, Searcher
@@ -205,6 +206,7 @@ def _caller_groups() -> list[str] | None:
 
 def serve(config: Config, http: bool = False, host: str | None = None, port: int | None = None) -> None:
     """Run until stopped: stdio for a local Claude Code session, streamable HTTP for shared use."""
+    one_thread_per_query()
     if not http:
         build_server(config).run()
         return

@@ -92,7 +92,7 @@ def test_eval_cli_json(capsys, tmp_path, monkeypatch, embedder):
     for m in modes.values():
         for metric in ("ndcg_at_10", "recall_at_10", "recall_at_100", "mrr_at_10"):
             assert 0.0 <= m[metric] <= 1.0, (m["mode"], metric)
-        assert 0 < m["p50_ms"] <= m["p95_ms"]
+        assert 0 <= m["p50_ms"] <= m["p95_ms"]
     assert modes["hybrid"]["ndcg_at_10"] > 0.7
     assert modes["hybrid"]["recall_at_100"] == 1.0
 
@@ -113,7 +113,8 @@ def test_eval_table_and_errors(capsys, tmp_path, monkeypatch, embedder):
     assert main(["eval", str(TINY), "--limit-queries", "1"]) == 0
     out = capsys.readouterr().out
     assert "nDCG@10" in out and "recall@100" in out
-    assert [line.split()[0] for line in out.splitlines()[-3:]] == ["hybrid", "dense", "keyword"]
+    rows = [line.split() for line in out.splitlines() if line.split()[:1] in (["hybrid"], ["dense"], ["keyword"])]
+    assert [row[0] for row in rows] == ["hybrid", "dense", "keyword"] and all(len(row) == 7 for row in rows)
     assert not list(temp.iterdir())  # the throwaway store went with its temp folder
 
     assert main(["eval", str(tmp_path)]) == 2
