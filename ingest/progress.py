@@ -11,7 +11,7 @@ class Progress:
     def __init__(self, stream: TextIO | None = None, interval: float = 5.0):
         self.stream = stream or sys.stderr  # looked up now, not at import: tests and callers swap stderr
         self.interval = interval
-        self.tty = stream.isatty()
+        self.tty = self.stream.isatty()
         self._bar = None
 
     def start(self, source: str, total: int) -> None:
