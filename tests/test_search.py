@@ -130,3 +130,17 @@ def test_a_running_searcher_sees_what_a_later_ingest_wrote(tmp_path, embedder, m
     ingest(config, embedder=embedder)
     time.sleep(0.01)
     assert "4471" in searcher.search("bike cage code")[0].text
+
+
+@pytest.mark.parametrize("filters", [
+    Filters(groups=["eng"]), Filters(after=datetime(2025, 1, 1)), Filters(kinds=["docs"], sources=["handbook"]),
+])
+def test_broad_filters_checked_after_retrieval_give_the_same_hits(searcher, monkeypatch, filters):
+    from server import search as search_module
+
+    results = []
+    for threshold in (0.0, 1.1):  # 0.0: every filter takes the deep unfiltered path; 1.1: never
+        monkeypatch.setattr(search_module, "BROAD_FILTER", threshold)
+        results.append([h.id for h in searcher.search("rules for expenses and laptops", limit=10, filters=filters,
+                                                      mode="dense")])
+    assert results[0] and results[0] == results[1]
