@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; run the same command again to finish (completed documents are kept)", file=sys.stderr)
+        more = "; run it again to finish (documents already written are kept)" if args.command == "ingest" else ""
+        print(f"interrupted{more}", file=sys.stderr)
         return 130
 
 

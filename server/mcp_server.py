@@ -77,7 +77,11 @@ class Service:
 def build_server(config: Config, token_verifier=None, auth=None) -> MCPServer:
     @asynccontextmanager
     async def lifespan(server: MCPServer) -> AsyncIterator[Service]:
-        yield Service(config)
+        service = Service(config)
+        try:
+            yield service
+        finally:  # runs on a graceful stop (SIGTERM under uvicorn too): drop the private store copy
+            service.searcher.replica.close()
 
     mcp = MCPServer("corpus", instructions=INSTRUCTIONS, lifespan=lifespan, token_verifier=token_verifier, auth=auth)
 
