@@ -113,7 +113,8 @@ def http_server(served):
     wait_for_port(port)
     yield f"http://127.0.0.1:{port}/mcp"
     proc.terminate()
-    proc.wait(timeout=10)
+    proc.wait(timeout=30)
+    assert list((served.parent / "store").glob("reader-*")) == []  # SIGTERM still removes the private copy
 
 
 async def _http_sources(url: str, token: str, query: str) -> set[str]:
