@@ -8,7 +8,10 @@ It measures, with the real embedding model embedding every query:
   plus the time from process start until ``initialize`` and ``tools/list`` are answered.
 
 Each path gets a warm-up of 10 queries, then ``--queries`` timed ones cycling through about forty natural-language
-questions, some with source, date or people filters. p50, p95 and mean go in one table.
+questions, some with source, date or people filters. p50, p95 and mean go in one table. In-process paths run
+interleaved per question, so load from other processes falls on all of them alike. Two diagnostic rows repeat the
+embedding and hybrid search with torch at one intra-op thread, and notes split filtered from unfiltered queries,
+time Chroma's query alone and list the most expensive keyword questions, to show where the time goes.
 
 The store is synthetic: embedding 100k real chunks takes hours on two cores, and search latency does not depend on
 what the vectors mean, only on how many there are, their dimension and the index. So each chunk gets a random unit
@@ -32,6 +35,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -292,7 +296,7 @@ def build_store(folder: Path, n_chunks: int, seed: int) -> Build:
     """Write ``n_chunks`` synthetic chunks the way Run._write does, then publish a generation."""
     from ingest.lock import WriterLock
     from ingest.manifest import Manifest
-    from ingest.publish import publish
+    from ingest.publish import mark_unpublished, publish
     from ingest.store import ChunkStore, open_client
 
     store_path = folder / "store"
@@ -303,6 +307,7 @@ def build_store(folder: Path, n_chunks: int, seed: int) -> Build:
         store = ChunkStore(client, SyntheticModel())
         manifest = Manifest(store_path / "manifest.sqlite")
         run_id = manifest.start_run()
+        mark_unpublished(store_path)  # as Run._changing does before the first write
         written = 0
         try:
             rows = documents(n_chunks, folder / "docs", seed)
@@ -329,6 +334,10 @@ def build_store(folder: Path, n_chunks: int, seed: int) -> Build:
             build.publish = time.perf_counter() - t
         finally:
             manifest.close()
+            from chromadb.api.shared_system_client import SharedSystemClient
+
+            del store, client  # as when an ingest process exits: no writer client lingers beside the readers
+            SharedSystemClient.clear_system_cache()
     build.seconds = time.perf_counter() - started
     return build
 
@@ -402,22 +411,13 @@ def cycle(queries: list[Query], n: int) -> list[Query]:
 
 
 def measure_api(config_path: Path, embedder, queries: list[Query],
-                n: int) -> tuple[list[Series], dict[str, float], list[Series]]:
-    """Embedding alone, then Searcher.search in each mode, warm; also the first snapshot and first query (cold)."""
+                n: int) -> tuple[list[Series], dict[str, float], list[Series], list[Series]]:
+    """Embedding alone and Searcher.search in each mode, warm, interleaved per query so that load on the machine
+    falls on every path alike; also the first snapshot and first query (cold), and two diagnostic paths."""
     from corpus.config import load_config
     from server.search import Searcher
 
-    config = load_config(config_path)
-    series = [Series("embed only")]
-    components: list[Series] = []
-    for q in cycle(queries, WARMUP):
-        embedder.embed([q.text])
-    for q in cycle(queries, n):
-        t = time.perf_counter()
-        embedder.embed([q.text])
-        series[0].add(q, time.perf_counter() - t)
-
-    searcher = Searcher(config, embedder)
+    searcher = Searcher(load_config(config_path), embedder)
     cold: dict[str, float] = {}
     t = time.perf_counter()
     searcher.replica.snapshot()  # copies the generation's Chroma folder privately, opens it
@@ -425,22 +425,58 @@ def measure_api(config_path: Path, embedder, queries: list[Query],
     t = time.perf_counter()
     searcher.search(queries[0].text, limit=8, mode="hybrid")
     cold["first hybrid query after open"] = time.perf_counter() - t
+    embed = Series("embed only")
+    modes = {mode: Series(f"API {mode}") for mode in ("hybrid", "dense", "keyword")}
+
+    def one(q: Query, record: bool) -> None:
+        t = time.perf_counter()
+        embedder.embed([q.text])
+        if record:
+            embed.add(q, time.perf_counter() - t)
+        for mode, series in modes.items():
+            t = time.perf_counter()
+            hits = searcher.search(q.text, limit=8, filters=q.filters(), mode=mode)
+            if record:
+                series.add(q, time.perf_counter() - t)
+                series.errors += not hits  # not an error as such, but every question should find something here
+
     try:
-        for mode in ("hybrid", "dense", "keyword"):
-            s = Series(f"API {mode}")
-            for q in cycle(queries, WARMUP):
-                searcher.search(q.text, limit=8, filters=q.filters(), mode=mode)
-            for q in cycle(queries, n):
-                t = time.perf_counter()
-                hits = searcher.search(q.text, limit=8, filters=q.filters(), mode=mode)
-                s.add(q, time.perf_counter() - t)
-                if not hits:
-                    s.errors += 1  # not an error as such, but every query should find something here
-            series.append(s)
-        components.append(chroma_only(searcher, embedder, queries, n))
+        for q in cycle(queries, WARMUP):
+            one(q, record=False)
+        for q in cycle(queries, n):
+            one(q, record=True)
+        diagnostics = one_torch_thread(searcher, embedder, queries, n)
+        components = [chroma_only(searcher, embedder, queries, n)]
     finally:
         searcher.replica.close()
-    return series, cold, components
+    return [embed, *modes.values()], cold, diagnostics, components
+
+
+def one_torch_thread(searcher, embedder, queries: list[Query], n: int) -> list[Series]:
+    """Embedding and hybrid search again with torch limited to one intra-op thread (not the product's setting).
+
+    torch starts one thread per core; when another process holds a core, each of the forward pass's parallel
+    regions waits for the descheduled thread, and a one-query embedding gets many times slower.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    embed, hybrid = Series("embed, 1 torch thread*"), Series("hybrid, 1 torch thread*")
+    torch.set_num_threads(1)
+    try:
+        for i, q in enumerate(cycle(queries, WARMUP + n)):
+            t = time.perf_counter()
+            embedder.embed([q.text])
+            elapsed = time.perf_counter() - t
+            t2 = time.perf_counter()
+            hits = searcher.search(q.text, limit=8, filters=q.filters(), mode="hybrid")
+            if i >= WARMUP:
+                embed.add(q, elapsed)
+                hybrid.add(q, time.perf_counter() - t2)
+                hybrid.errors += not hits
+    finally:
+        torch.set_num_threads(threads)
+    return [embed, hybrid]
 
 
 def chroma_only(searcher, embedder, queries: list[Query], n: int) -> Series:
@@ -562,7 +598,9 @@ def measure_http(config_path: Path, queries: list[Query], n: int, log: Path) -> 
 
         return asyncio.run(main())
     finally:
-        proc.terminate()
+        # SIGINT, not SIGTERM: uvicorn re-raises SIGTERM after its shutdown, so atexit never runs and the server's
+        # private copy of the store (about 1 GB at 100k chunks) would stay behind until the next reader starts.
+        proc.send_signal(signal.SIGINT)
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
@@ -585,13 +623,16 @@ def human(size: float) -> str:
     return f"{size:.1f} GB"
 
 
-def table(series: list[Series]) -> str:
-    head = f"{'path':<20} {'p50 ms':>9} {'p95 ms':>9} {'mean ms':>9} {'n':>6}  note"
+def table(series: list[Series], diagnostics: list[Series]) -> str:
+    head = f"{'path':<24} {'p50 ms':>9} {'p95 ms':>9} {'mean ms':>9} {'n':>6}  note"
     lines = [head, "-" * len(head)]
-    for s in series:
+    for s in [*series, None, *diagnostics]:
+        if s is None:
+            lines.append("-" * len(head))
+            continue
         p50, p95, mean, n = s.stats()
         note = s.note or (f"{s.errors} empty/error results" if s.errors else "")
-        lines.append(f"{s.path:<20} {p50:>9.1f} {p95:>9.1f} {mean:>9.1f} {n:>6}  {note}".rstrip())
+        lines.append(f"{s.path:<24} {p50:>9.1f} {p95:>9.1f} {mean:>9.1f} {n:>6}  {note}".rstrip())
     return "\n".join(lines)
 
 
@@ -626,7 +667,7 @@ def main() -> int:
         model_load = time.perf_counter() - t
         print("measuring the search API in-process", file=sys.stderr)
         load_before = os.getloadavg()[0]
-        series, cold, components = measure_api(config_path, embedder, queries, args.queries)
+        series, cold, diagnostics, components = measure_api(config_path, embedder, queries, args.queries)
         keyword_costs = keyword_breakdown(config_path, queries)
 
         print("measuring MCP over stdio", file=sys.stderr)
@@ -645,12 +686,13 @@ def main() -> int:
 
         load_after = os.getloadavg()[0]
         published = du(store_path / "published")
-        live = du(store_path) - published
+        live = du(store_path / "chroma") + sum(p.stat().st_size for p in store_path.glob("manifest.sqlite*"))
         print()
         print(f"search latency, {args.chunks:,} synthetic chunks ({CHUNKS_PER_DOC} per document, random unit vectors, "
               f"dim {DIMENSION}), limit 8, {WARMUP} warm-up then {args.queries} timed queries per path")
         print()
-        print(table(series))
+        print(table(series, diagnostics))
+        print("* in-process with torch.set_num_threads(1); the product leaves torch at one thread per core")
         print()
         build_text = "reused (not rebuilt)" if build.reused else (
             f"{build.seconds:.1f} s (generate {build.generate:.1f}, begin+upsert {build.upsert:.1f}, "
@@ -671,9 +713,9 @@ def main() -> int:
             print(f"  {name} first search call (model + replica load) {first * 1000:>7.0f} ms")
         print()
         print("filtered vs unfiltered (p50 / p95 ms):")
-        for s in [*series[1:4], *components]:
+        for s in [*series[1:4], diagnostics[1], *components]:
             plain, filt = s.stats(lambda q: not q.filtered), s.stats(lambda q: q.filtered)
-            print(f"  {s.path:<17} unfiltered {plain[0]:>7.1f} / {plain[1]:>7.1f} (n={plain[3]})   "
+            print(f"  {s.path:<23} unfiltered {plain[0]:>7.1f} / {plain[1]:>7.1f} (n={plain[3]})   "
                   f"filtered {filt[0]:>7.1f} / {filt[1]:>7.1f} (n={filt[3]})")
         print()
         print("slowest keyword queries (keyword.search, 50 candidates, best of 3, no filter):")
