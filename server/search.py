@@ -15,6 +15,7 @@ from typing import Literal
 
 from corpus.config import Config
 from corpus.errors import CorpusError
+from corpus.records import epoch
 from ingest import keyword
 from ingest.embedder import Embedder
 from server.replica import Replica, Snapshot
@@ -47,9 +48,9 @@ class Filters:
         if self.people:
             clauses.append(_any([{"people_key": {"$contains": p.lower()}} for p in self.people]))
         if self.after:
-            clauses.append({"updated": {"$gte": _epoch(self.after)}})
+            clauses.append({"updated": {"$gte": epoch(self.after)}})
         if self.before:
-            clauses.append({"updated": {"$lt": _epoch(self.before)}})
+            clauses.append({"updated": {"$lt": epoch(self.before)}})
         if self.groups is not None:
             clauses.append(_any([{"access": {"$contains": g}} for g in (keyword.PUBLIC, *self.groups)]))
         if not clauses:
@@ -59,8 +60,8 @@ class Filters:
     def keyword_args(self) -> dict:
         return {
             "sources": self.sources, "kinds": self.kinds, "people": self.people, "groups": self.groups,
-            "after": _epoch(self.after) if self.after else None,
-            "before": _epoch(self.before) if self.before else None,
+            "after": epoch(self.after),
+            "before": epoch(self.before),
         }
 
 
@@ -199,6 +200,3 @@ def hit_from(chunk_id: str, text: str, meta: dict, score: float) -> Hit:
 def _any(clauses: list[dict]) -> dict:
     return clauses[0] if len(clauses) == 1 else {"$or": clauses}
 
-
-def _epoch(value: datetime) -> float:
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
