@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import importlib
 
-from connectors.base import Connector
+from connectors.base import Connector, ConnectorContext
 from corpus.config import SourceSettings
 from corpus.errors import ConfigError
 
-# kind -> module; each module defines ``Settings`` (its corpus.toml options) and ``connector()``.
+# kind -> module; each module defines ``Settings`` (its corpus.toml options) and ``connector(settings, context)``.
 REGISTRY: dict[str, str] = {
     "docs": "connectors.docs",
     "beir": "connectors.beir",
@@ -26,6 +26,6 @@ def settings_model(kind: object) -> type[SourceSettings]:
     return _module(kind).Settings
 
 
-def open_connector(settings: SourceSettings) -> Connector:
+def open_connector(settings: SourceSettings, context: ConnectorContext | None = None) -> Connector:
     """The connector that reads the source ``settings`` describes."""
-    return _module(settings.kind).connector(settings)
+    return _module(settings.kind).connector(settings, context or ConnectorContext())

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -25,6 +26,23 @@ class Connector(Protocol):
     def load(self, item: Item) -> Document:
         """Parse the item. Raises ItemError with a one-line reason when it cannot."""
         ...
+
+
+def _quiet(line: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class ConnectorContext:
+    """What a run offers a connector beyond its settings; most connectors ignore it.
+
+    ``workdir`` is a folder of the store where a connector may keep work that must survive runs
+    (the meetings connector's transcripts); None means no such folder (a connector opened on its own).
+    ``note`` shows a progress line for work the item counts do not show (minutes of audio transcribed).
+    """
+
+    workdir: Path | None = None
+    note: Callable[[str], None] = _quiet
 
 
 def walk_files(root: Path, include: Sequence[str], exclude: Sequence[str]) -> Iterator[Item]:

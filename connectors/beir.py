@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
+from connectors.base import ConnectorContext
 from corpus.config import SourceSettings
 from corpus.errors import ConfigError, ItemError
 from corpus.records import Block, Citation, Document, Item, document_id
@@ -25,7 +26,7 @@ class Settings(SourceSettings):
     kind: Literal["beir"]
 
 
-def connector(settings: Settings) -> BeirConnector:
+def connector(settings: Settings, context: ConnectorContext | None = None) -> BeirConnector:
     return BeirConnector(settings)
 
 

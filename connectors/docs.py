@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from connectors import markdown
-from connectors.base import file_digest, walk_files
+from connectors.base import ConnectorContext, file_digest, walk_files
 from connectors.text import decode, paragraphs
 from corpus.config import SourceSettings
 from corpus.errors import ItemError
@@ -37,7 +37,7 @@ class Settings(SourceSettings):
     exclude: tuple[str, ...] = ()
 
 
-def connector(settings: Settings) -> DocsConnector:
+def connector(settings: Settings, context: ConnectorContext | None = None) -> DocsConnector:
     return DocsConnector(settings)
 
 

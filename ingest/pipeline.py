@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from functools import cached_property
 
 from connectors import open_connector
+from connectors.base import ConnectorContext
 from corpus.config import Config, SourceSettings
 from corpus.records import Item
 from ingest.chunker import Chunker
@@ -147,7 +148,7 @@ class Run:
 
     def ingest_source(self, source: SourceSettings) -> SourceStats:
         stats = SourceStats()
-        connector = open_connector(source)
+        connector = open_connector(source, ConnectorContext(workdir=self.config.store_path, note=self.progress.note))
         known = self.manifest.entries(source.name)
         failed_before = {nid: stamp for _, nid, _, stamp in self.manifest.failures(source.name)}
         seen: set[str] = set()

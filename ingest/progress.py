@@ -44,6 +44,10 @@ class Progress:
             self._line(f"{self.source}: {self.done}/{self.total} items, {self.chunks} chunks ({rate:.0f} chunks/s)")
 
     def problem(self, line: str) -> None:
+        self.note(line)
+
+    def note(self, line: str) -> None:
+        """A line above the bar, or in the log: work the item counts do not show (e.g. audio minutes)."""
         if self._bar is not None:
             self._bar.console.print(line, markup=False, highlight=False)
         else:
