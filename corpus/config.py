@@ -53,6 +53,21 @@ class ServerSettings(Strict):
     tokens: tuple[TokenSettings, ...] = ()
 
 
+class ClaudeSettings(Strict):
+    """The judgement layer's model. The key comes from the environment; without it, offline mode runs."""
+
+    model: str = "claude-haiku-4-5"
+    api_key_env: str = Field(default="ANTHROPIC_API_KEY", description="environment variable holding the key")
+    base_url: str | None = Field(default=None, description="a gateway or proxy instead of api.anthropic.com")
+    contextualize: bool = Field(default=False, description="Claude situates each chunk in its document")
+    max_concurrency: int = Field(default=4, ge=1, le=64)
+    max_retries: int = Field(default=3, ge=0, le=10, description="on 429, 5xx and dropped connections")
+    timeout: float = Field(default=60.0, gt=0)
+    token_budget: int = Field(default=2_000_000, ge=0, description="tokens (input, cached, output) per run; then offline")
+    input_price: float = Field(default=1.0, ge=0, description="USD per million input tokens, for cost estimates")
+    output_price: float = Field(default=5.0, ge=0, description="USD per million output tokens")
+
+
 class SourceSettings(Strict):
     """Keys every source has; each connector extends this with its own options."""
 
@@ -75,6 +90,7 @@ class Config(Strict):
     embedding: EmbeddingSettings = EmbeddingSettings()
     chunking: ChunkingSettings = ChunkingSettings()
     server: ServerSettings = ServerSettings()
+    claude: ClaudeSettings = ClaudeSettings()
     sources: tuple[SourceSettings, ...] = ()
 
     @property
