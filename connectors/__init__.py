@@ -12,6 +12,7 @@ from corpus.errors import ConfigError
 REGISTRY: dict[str, str] = {
     "docs": "connectors.docs",
     "beir": "connectors.beir",
+    "slack": "connectors.slack",
 }
 
 

@@ -1,0 +1,280 @@
+"""``kind = "slack"``: a Slack workspace export (zip or folder) as threads and bursts of conversation.
+
+A thread (parent and replies, wherever the replies' day files are) is one document; other messages
+are grouped per conversation into bursts split at a quiet gap or a message cap. Native ids are the
+conversation id and the first ts, so a newer export of the same workspace updates documents instead
+of duplicating them, and an item's stamp is a hash of its rendered content: only conversations that
+changed are embedded again. Private channels, DMs and group DMs are read only with ``private = true``
+and then carry their own access groups instead of the source's.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from connectors.slack_export import SlackExport
+from connectors.slack_text import CONTENT_SUBTYPES, Names, author, is_bot, message_text
+from corpus.config import SourceSettings
+from corpus.errors import ConfigError, ItemError
+from corpus.records import Block, Citation, Document, Item, Locator, document_id
+
+_OPENING_CHARS = 80
+
+
+class Settings(SourceSettings):
+    kind: Literal["slack"]
+    workspace_url: str | None = Field(default=None, description="e.g. https://acme.slack.com, for permalinks")
+    channels: tuple[str, ...] = ()  # globs on conversation names; empty: all
+    exclude_channels: tuple[str, ...] = ()
+    private: bool = False  # private channels, DMs and group DMs too
+    bots: bool = False  # bot messages and message attachments
+    gap_minutes: int = Field(default=240, ge=1)
+    max_burst_messages: int = Field(default=50, ge=1)
+    max_unpacked_mb: int = Field(default=2048, ge=1)
+    max_members: int = Field(default=200_000, ge=1)
+
+    @field_validator("workspace_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("use the workspace's address, e.g. https://acme.slack.com")
+        return value.rstrip("/") if value else value
+
+
+def connector(settings: Settings) -> SlackConnector:
+    return SlackConnector(settings)
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: str
+    name: str  # what the channel globs match; a DM's id
+    folder: str  # its folder in the export
+    label: str  # how a reader names it: "#general", "DM Ann, Bob"
+    access: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Message:
+    ts: str
+    thread_ts: str | None
+    author: str
+    text: str
+
+    @property
+    def when(self) -> datetime:
+        return datetime.fromtimestamp(float(self.ts), UTC)
+
+
+class SlackConnector:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._conversations: dict[str, Conversation] = {}
+        self._broken: dict[str, str] = {}  # native id of an unreadable file -> reason
+        # One conversation's documents, kept from listing to loading. Items are loaded in listing
+        # order, so each conversation is parsed at most twice and memory holds one at a time.
+        self._cached: tuple[str, dict[str, Document]] | None = None
+        self._export: SlackExport | None = None
+        self._names: Names | None = None
+
+    def items(self) -> Iterator[Item]:
+        s = self.settings
+        self._export = export = SlackExport(s.path, s.max_unpacked_mb, s.max_members)
+        self._broken = {}
+        for name, stamp in export.unsafe:
+            self._broken[name] = "refused: unsafe path in zip (absolute or '..'); not read"
+            yield Item(native_id=name, stamp=stamp, path=s.path)
+        self._conversations, self._names = self._list_conversations(export)
+        for conversation in self._conversations.values():
+            docs, broken = self._read(conversation)
+            self._cached = (conversation.id, docs)
+            for native_id, (stamp, reason) in broken.items():
+                self._broken[native_id] = reason
+                yield Item(native_id=native_id, stamp=stamp, path=s.path)
+            for native_id, doc in docs.items():
+                yield Item(native_id=native_id, stamp=doc.digest, path=s.path)
+
+    def digest(self, item: Item) -> str:
+        return item.stamp  # already a hash of the rendered content
+
+    def load(self, item: Item) -> Document:
+        if self._export is None:
+            for _ in self.items():  # load() without a listing first
+                pass
+        if item.native_id in self._broken:
+            raise ItemError(self._broken[item.native_id])
+        conversation = self._conversations.get(item.native_id.split("/", 1)[0])
+        if conversation is None:
+            raise ItemError("conversation no longer in the export (or out of scope)")
+        if self._cached is None or self._cached[0] != conversation.id:
+            self._cached = (conversation.id, self._read(conversation)[0])
+        try:
+            return self._cached[1][item.native_id]
+        except KeyError:
+            raise ItemError("no longer in the export") from None
+
+    def _list_conversations(self, export: SlackExport) -> tuple[dict[str, Conversation], Names]:
+        """Conversations in scope, by id, and the names that render their messages."""
+        users = _records(export, "users.json")
+        lists = {name: _records(export, name) if export.has(name) else [] for name in
+                 ("channels.json", "groups.json", "mpims.json", "dms.json")}
+        names = Names.from_export(users, [c for records in lists.values() for c in records])
+        source = self.settings.name
+        found: dict[str, Conversation] = {}
+        for listing, records in lists.items():
+            for record in records:
+                private = listing != "channels.json" or bool(record.get("is_private"))
+                if private and not self.settings.private:
+                    continue
+                cid = str(record["id"])
+                name = str(record.get("name") or cid)
+                if listing == "dms.json":
+                    members = ", ".join(names.users.get(m, m) for m in record.get("members") or [])
+                    label = f"DM {members}".strip()
+                elif listing == "mpims.json":
+                    label = "group DM " + ", ".join(names.users.get(m, m) for m in record.get("members") or [])
+                else:
+                    label = f"#{name}"
+                access = (f"{source}:private", f"{source}:private:{name}") if private else self.settings.access
+                if self._in_scope(name):
+                    found[cid] = Conversation(cid, name, name if listing != "dms.json" else cid, label, access)
+        return found, names
+
+    def _in_scope(self, name: str) -> bool:
+        s = self.settings
+        if s.channels and not any(fnmatch.fnmatchcase(name, g) for g in s.channels):
+            return False
+        return not any(fnmatch.fnmatchcase(name, g) for g in s.exclude_channels)
+
+    def _read(self, conversation: Conversation) -> tuple[dict[str, Document], dict[str, tuple[str, str]]]:
+        """The conversation's documents by native id, and its unreadable day files with (stamp, reason)."""
+        export = self._export
+        latest: dict[str, dict] = {}  # ts -> message; a later copy (an edit) replaces an earlier one
+        deleted: set[str] = set()
+        broken: dict[str, tuple[str, str]] = {}
+        for name in export.day_files(conversation.folder):
+            raw = export.read(name)
+            stamp = hashlib.sha1(raw).hexdigest()
+            try:
+                day = json.loads(raw)
+                if not isinstance(day, list):
+                    raise ValueError(f"expected a list of messages, found {type(day).__name__}")
+            except ValueError as exc:
+                broken[name] = (stamp, f"not a Slack day file: {' '.join(str(exc).split())[:160]}")
+                continue
+            bad = []
+            for number, entry in enumerate(day, start=1):
+                msg = entry.get("message") if isinstance(entry, dict) and entry.get("subtype") == "message_changed" \
+                    else entry
+                if isinstance(entry, dict) and entry.get("subtype") == "message_deleted":
+                    deleted.add(str(entry.get("deleted_ts")))
+                elif isinstance(msg, dict) and _valid_ts(msg.get("ts")):
+                    latest[str(msg["ts"])] = msg
+                else:
+                    bad.append(number)
+            if bad:
+                broken[name] = (stamp, f"{len(bad)} malformed message(s) skipped (number {', '.join(map(str, bad[:5]))}"
+                                       f"{' …' if len(bad) > 5 else ''}: not a message object with a ts)")
+        messages = [m for ts, raw in latest.items() if ts not in deleted and (m := self._message(raw))]
+        messages.sort(key=lambda m: float(m.ts))
+        return {doc.native_id: doc for doc in self._documents(conversation, messages)}, broken
+
+    def _message(self, raw: dict) -> Message | None:
+        """The message as a reader sees it, or None for noise, deleted messages and (by default) bots."""
+        bot = is_bot(raw)
+        if raw.get("hidden") or (bot and not self.settings.bots):
+            return None
+        if raw.get("subtype") not in CONTENT_SUBTYPES and not bot:
+            return None
+        text = message_text(raw, self._names, self.settings.bots)
+        if not text:
+            return None
+        thread_ts = raw.get("thread_ts")
+        return Message(str(raw["ts"]), str(thread_ts) if thread_ts else None, author(raw, self._names), text)
+
+    def _documents(self, conversation: Conversation, messages: list[Message]) -> Iterator[Document]:
+        roots = {m.thread_ts for m in messages if m.thread_ts and m.thread_ts != m.ts}
+        threads: dict[str, list[Message]] = {}
+        burst: list[Message] = []
+        gap = self.settings.gap_minutes * 60
+        for message in messages:
+            if message.thread_ts in roots:
+                threads.setdefault(message.thread_ts, []).append(message)
+                continue
+            if burst and (float(message.ts) - float(burst[-1].ts) > gap
+                          or len(burst) >= self.settings.max_burst_messages):
+                yield self._document(conversation, burst, thread=False)
+                burst = []
+            burst.append(message)
+        if burst:
+            yield self._document(conversation, burst, thread=False)
+        for thread_ts, replies in threads.items():
+            yield self._document(conversation, replies, thread=True, native_ts=thread_ts)
+
+    def _document(self, conversation: Conversation, messages: list[Message], thread: bool,
+                  native_ts: str | None = None) -> Document:
+        first, last = messages[0], messages[-1]
+        native_id = f"{conversation.id}/{native_ts or first.ts}"
+        blocks = tuple(
+            Block(
+                text=f"{m.author} ({m.when:%Y-%m-%d %H:%M}): {m.text}",
+                locator=Locator(start=float(m.ts), end=float(m.ts)),
+                citation=self._citation(conversation, m),
+                people=(m.author,),
+            )
+            for m in messages
+        )
+        title = f"{conversation.label} {first.when:%Y-%m-%d}{' thread' if thread else ''}: {_opening(first.text)}"
+        content = json.dumps([title, conversation.access, [(b.text, b.citation.uri, b.people) for b in blocks]])
+        return Document(
+            id=document_id(self.settings.name, native_id),
+            source=self.settings.name,
+            kind="slack",
+            native_id=native_id,
+            title=title,
+            citation=blocks[0].citation,
+            blocks=blocks,
+            digest=hashlib.sha256(content.encode()).hexdigest(),
+            created=first.when,
+            updated=last.when,
+            authors=tuple(dict.fromkeys(m.author for m in messages)),
+            access=conversation.access,
+            context=conversation.label,
+        )
+
+    def _citation(self, conversation: Conversation, message: Message) -> Citation:
+        label = f"{conversation.label}, {message.when:%Y-%m-%d %H:%M} UTC"
+        base = self.settings.workspace_url
+        if not base:
+            return Citation(f"slack://{conversation.name}/{message.ts}", label)
+        uri = f"{base}/archives/{conversation.id}/p{message.ts.replace('.', '')}"
+        if message.thread_ts and message.thread_ts != message.ts:
+            uri += f"?thread_ts={message.thread_ts}&cid={conversation.id}"
+        return Citation(uri, label)
+
+
+def _records(export: SlackExport, name: str) -> list[dict]:
+    records = export.read_json(name)
+    if not isinstance(records, list) or not all(isinstance(r, dict) and r.get("id") for r in records):
+        raise ConfigError(f"{export.path}: {name} is not a list of objects with an id")
+    return records
+
+
+def _valid_ts(value: object) -> bool:
+    try:
+        return float(str(value)) > 0
+    except ValueError:
+        return False
+
+
+def _opening(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= _OPENING_CHARS else line[:_OPENING_CHARS].rsplit(" ", 1)[0] + " …"
