@@ -13,6 +13,7 @@ REGISTRY: dict[str, str] = {
     "docs": "connectors.docs",
     "beir": "connectors.beir",
     "slack": "connectors.slack",
+    "meetings": "connectors.meetings",
 }
 
 

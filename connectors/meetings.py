@@ -1,0 +1,165 @@
+"""``kind = "meetings"``: a folder of recordings (transcribed with faster-whisper) and transcripts.
+
+One document per meeting. A transcript next to a recording (same stem: .vtt, .srt, .docx, .txt, .md)
+is that meeting's words, so the recording is not transcribed; citations still point into the
+recording, at the second a stretch of conversation starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from connectors import transcripts
+from connectors.base import ConnectorContext, file_digest, walk_files
+from connectors.transcripts import Segment, Transcript
+from connectors.whisper import PACKAGED, Transcriber
+from corpus.config import SourceSettings
+from corpus.errors import ItemError
+from corpus.records import Block, Citation, Document, Item, Locator, document_id
+
+# Containers PyAV decodes that meetings usually come in; other extensions can be added with `include`.
+MEDIA = {".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".opus", ".wma", ".webm", ".mp4", ".mkv", ".mov",
+         ".avi"}
+TURN_SECONDS = 90.0  # one speaker's consecutive segments form a block, cut at this length
+
+
+class Settings(SourceSettings):
+    kind: Literal["meetings"]
+    include: tuple[str, ...] = ()  # globs relative to path; empty: every recording and transcript
+    exclude: tuple[str, ...] = ()
+    whisper_model: str = Field(default=PACKAGED, description="faster-whisper size name or local CTranslate2 folder")
+    language: str | None = "en"
+    device: str = "auto"
+    compute_type: str | None = Field(default=None, description="default: int8 on CPU, float16 on GPU")
+    beam_size: int = Field(default=5, ge=1, le=20)
+
+
+def connector(settings: Settings, context: ConnectorContext | None = None) -> MeetingsConnector:
+    return MeetingsConnector(settings, context or ConnectorContext())
+
+
+class MeetingsConnector:
+    def __init__(self, settings: Settings, context: ConnectorContext):
+        self.settings = settings
+        self.transcriber = Transcriber(
+            settings.whisper_model, settings.language, settings.device, settings.compute_type, settings.beam_size,
+            cache_dir=context.workdir / "transcripts" if context.workdir else None,
+            note=lambda line: context.note(f"{settings.name}: {line}"),
+        )
+
+    def items(self) -> Iterator[Item]:
+        listed = [i for i in walk_files(self.settings.path, self.settings.include, self.settings.exclude)
+                  if _is_media(i.path) or i.path.suffix.lower() in transcripts.SUFFIXES]
+        sidecars = {s for i in listed if _is_media(i.path) and (s := _sidecar(i.path)) is not None}
+        for item in listed:
+            if item.path in sidecars:
+                continue  # read as part of its recording's meeting
+            sidecar = _sidecar(item.path) if _is_media(item.path) else None
+            if sidecar is not None:
+                stat = sidecar.stat()
+                item = Item(item.native_id, f"{item.stamp}+{stat.st_size}:{stat.st_mtime_ns}", item.path)
+            yield item
+
+    def digest(self, item: Item) -> str:
+        sidecar = _sidecar(item.path) if _is_media(item.path) else None
+        if sidecar is None:
+            return file_digest(item.path)
+        return hashlib.sha256(f"{file_digest(item.path)}+{file_digest(sidecar)}".encode()).hexdigest()
+
+    def load(self, item: Item) -> Document:
+        path = item.path
+        if path.stat().st_size == 0:
+            raise ItemError("empty file")
+        digest = self.digest(item)
+        sidecar = _sidecar(path) if _is_media(path) else None
+        if sidecar is not None:
+            transcript = transcripts.read(sidecar)
+        elif _is_media(path):
+            result = self.transcriber.transcribe(path, file_digest(path), item.native_id)
+            if not result.segments:
+                raise ItemError(f"no speech found in {result.duration:.0f} s of audio (silence or noise only)")
+            transcript = Transcript(result.segments)
+        else:
+            transcript = transcripts.read(path)
+        return self._document(item, transcript, digest)
+
+    def _document(self, item: Item, transcript: Transcript, digest: str) -> Document:
+        path = item.path
+        date = transcript.date or _date_in_name(path.stem) or datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
+        uri = path.resolve().as_uri()
+        label = f"{self.settings.name}/{item.native_id}"
+        blocks = tuple(
+            Block(
+                f"{speaker}: {text}" if speaker else text,
+                Locator(start=start, end=end),
+                Citation(f"{uri}#t={clock(start)}", f"{label} at {clock(start)}"),
+                (speaker,) if speaker else (),
+            )
+            for speaker, start, end, text in turns(transcript.segments)
+        )
+        return Document(
+            id=document_id(self.settings.name, item.native_id),
+            source=self.settings.name,
+            kind="meetings",
+            native_id=item.native_id,
+            title=transcript.title or path.stem.replace("_", " ").strip() or path.name,
+            citation=Citation(uri, label),
+            blocks=blocks,
+            digest=digest,
+            created=date,
+            updated=date,
+            access=self.settings.access,
+            context=f"meeting of {date:%Y-%m-%d}",
+        )
+
+
+def turns(segments: list[Segment], window: float = TURN_SECONDS) -> list[tuple[str | None, float, float, str]]:
+    """(speaker, start, end, text): one speaker's consecutive segments merged, cut every ``window`` seconds.
+
+    A block is then a stretch of one person talking, and its citation lands close to any sentence in it.
+    """
+    merged: list[tuple[str | None, float, float, list[str]]] = []
+    for s in segments:
+        last = merged[-1] if merged else None
+        if last is not None and last[0] == s.speaker and s.end - last[1] <= window:
+            merged[-1] = (last[0], last[1], max(last[2], s.end), [*last[3], s.text])
+        else:
+            merged.append((s.speaker, s.start, s.end, [s.text]))
+    return [(speaker, start, end, " ".join(texts)) for speaker, start, end, texts in merged]
+
+
+def clock(seconds: float) -> str:
+    """MM:SS, or HH:MM:SS from an hour on: the Media Fragments ``#t=`` forms players understand."""
+    total = int(seconds)
+    hours, rest = divmod(total, 3600)
+    return f"{hours:02d}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60:02d}:{rest % 60:02d}"
+
+
+def _is_media(path: Path) -> bool:
+    return path.suffix.lower() in MEDIA
+
+
+def _sidecar(recording: Path) -> Path | None:
+    for suffix in transcripts.SUFFIXES:
+        candidate = recording.with_suffix(suffix)
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _date_in_name(stem: str) -> datetime | None:
+    """A date written into the file name (20240718, 2024-07-18), as exported recordings usually have."""
+    found = re.search(r"(?<!\d)(20\d\d)-?(\d\d)-?(\d\d)(?!\d)", stem)
+    if not found:
+        return None
+    try:
+        return datetime(*map(int, found.groups()), tzinfo=UTC)
+    except ValueError:
+        return None
