@@ -91,7 +91,8 @@ class Claude:
             if self._off:
                 return None
             if self.usage.total >= self.settings.token_budget:
-                self._off = f"the token budget of {self.settings.token_budget:,} per run is spent ([claude] token_budget)"
+                budget = self.settings.token_budget
+                self._off = f"the token budget of {budget:,} per run is spent ([claude] token_budget)"
                 return None
         blocks = [{"type": "text", "text": system}] if system else []
         if cached:

@@ -99,6 +99,8 @@ def _ingest(config, args) -> int:
         table.add_row(name, *(str(v) for v in (s.added, s.updated, s.deleted, s.unchanged, s.failed, s.chunks)))
     console = Console()
     console.print(table)
+    if result.contextual:
+        console.print(f"contextual chunks: {result.contextual}", markup=False, highlight=False)
     for name, count in result.removed_sources.items():
         console.print(f"source {name} is no longer configured: removed its {count} documents")
     failures = [(name, nid, reason) for name, s in result.sources.items() for nid, reason in s.failures]

@@ -63,7 +63,8 @@ class ClaudeSettings(Strict):
     max_concurrency: int = Field(default=4, ge=1, le=64)
     max_retries: int = Field(default=3, ge=0, le=10, description="on 429, 5xx and dropped connections")
     timeout: float = Field(default=60.0, gt=0)
-    token_budget: int = Field(default=2_000_000, ge=0, description="tokens (input, cached, output) per run; then offline")
+    token_budget: int = Field(default=2_000_000, ge=0,
+                              description="tokens (input, cached, output) per run; then offline")
     input_price: float = Field(default=1.0, ge=0, description="USD per million input tokens, for cost estimates")
     output_price: float = Field(default=5.0, ge=0, description="USD per million output tokens")
 

@@ -83,11 +83,12 @@ class Chunk:
     locator: Locator
     citation: Citation
     people: tuple[str, ...] = field(default_factory=tuple)
+    context: str = ""  # a sentence situating the span in its document, written by Claude when enabled
 
     @property
     def embed_text(self) -> str:
-        """The text that is embedded and keyword-indexed: the context header, then the span."""
-        return f"{self.header}\n{self.text}" if self.header else self.text
+        """The text that is embedded and keyword-indexed: the context header, Claude's context, the span."""
+        return "\n".join(part for part in (self.header, self.context, self.text) if part)
 
 
 def document_id(source: str, native_id: str) -> str:

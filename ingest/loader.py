@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from connectors.base import Connector
@@ -28,9 +28,15 @@ class Loaded:
     error: str | None = None
 
 
+Refine = Callable[[Document, list[Chunk]], list[Chunk]]
+
+
 def load_in_background(connector: Connector, chunker: Chunker, items: Sequence[Item],
-                       depth: int = 32) -> Iterator[Loaded]:
-    """Yield each item parsed and chunked, in order; an unreadable item comes with its reason."""
+                       depth: int = 32, refine: Refine | None = None) -> Iterator[Loaded]:
+    """Yield each item parsed and chunked, in order; an unreadable item comes with its reason.
+
+    ``refine`` runs on each document's chunks on this thread too (contextual chunks call Claude there).
+    """
     results: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
@@ -46,7 +52,7 @@ def load_in_background(connector: Connector, chunker: Chunker, items: Sequence[I
     def work() -> None:
         try:
             for item in items:
-                if not put(_load(connector, chunker, item)):
+                if not put(_load(connector, chunker, item, refine)):
                     return
         except BaseException as exc:  # a bug, not a bad file: surface it in the caller's thread
             put(exc)
@@ -68,7 +74,7 @@ def load_in_background(connector: Connector, chunker: Chunker, items: Sequence[I
         thread.join(timeout=5)
 
 
-def _load(connector: Connector, chunker: Chunker, item: Item) -> Loaded:
+def _load(connector: Connector, chunker: Chunker, item: Item, refine: Refine | None) -> Loaded:
     try:
         document = connector.load(item)
         chunks = chunker.chunk(document)
@@ -76,4 +82,4 @@ def _load(connector: Connector, chunker: Chunker, item: Item) -> Loaded:
         return Loaded(item, None, [], str(exc))
     if not chunks:
         return Loaded(item, None, [], "no text found")
-    return Loaded(item, document, chunks)
+    return Loaded(item, document, refine(document, chunks) if refine else chunks)

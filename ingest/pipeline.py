@@ -13,9 +13,11 @@ from functools import cached_property
 
 from connectors import open_connector
 from connectors.base import ConnectorContext
+from corpus.claude import Claude
 from corpus.config import Config, SourceSettings
 from corpus.records import Item
 from ingest.chunker import Chunker
+from ingest.contextualize import RESERVE_TOKENS, Contextualizer
 from ingest.embedder import Embedder
 from ingest.loader import Loaded, load_in_background
 from ingest.lock import WriterLock
@@ -48,6 +50,8 @@ class RunResult:
     sources: dict[str, SourceStats]
     seconds: float
     removed_sources: dict[str, int] = field(default_factory=dict)
+    contextual: str | None = None  # how chunks got their context sentences, when [claude] contextualize is on
+    claude_usage: dict | None = None
 
     def total(self, name: str) -> int:
         return sum(getattr(s, name) for s in self.sources.values())
@@ -57,6 +61,8 @@ class RunResult:
             "seconds": round(self.seconds, 3),
             "sources": {k: {f: v for f, v in asdict(s).items() if f != "failures"} for k, s in self.sources.items()},
             "removed_sources": self.removed_sources,
+            "contextual": self.contextual,
+            "claude_usage": self.claude_usage,
         }
 
 
@@ -101,15 +107,29 @@ class Run:
             self._marked = True
 
     @cached_property
+    def claude(self) -> Claude | None:
+        return Claude(self.config.claude) if self.config.claude.contextualize else None
+
+    @cached_property
     def chunker(self) -> Chunker:
         """Built on first use: it needs the model's tokenizer, which an unchanged corpus never loads."""
         chunking = self.config.chunking
+        limit = min(chunking.max_tokens or self.embedder.max_tokens, self.embedder.max_tokens)
+        if self.claude is not None and self.claude.available:
+            limit -= RESERVE_TOKENS  # room for Claude's context sentence
         return Chunker(
             self.embedder.measure(),
-            max_tokens=min(chunking.max_tokens or self.embedder.max_tokens, self.embedder.max_tokens),
+            max_tokens=limit,
             min_tokens=chunking.min_tokens,
             overlap_tokens=chunking.overlap_tokens,
         )
+
+    @cached_property
+    def contextualizer(self) -> Contextualizer | None:
+        if self.claude is None or not self.claude.available:
+            return None
+        return Contextualizer(self.claude, self.config.store_path / "contexts.sqlite", self.chunker.measure,
+                              self.embedder.max_tokens)
 
     def execute(self, sources: list[SourceSettings], full: bool, prune: bool) -> RunResult:
         started = time.monotonic()
@@ -124,9 +144,24 @@ class Run:
                 self.store.delete_source(source.name)
                 self.manifest.drop_source(source.name)
             result.sources[source.name] = self.ingest_source(source)
+        if self.claude is not None:
+            result.contextual, result.claude_usage = self._contextual_summary()
         result.seconds = time.monotonic() - started
         self.manifest.finish_run(run_id, result.as_dict())
         return result
+
+    def _contextual_summary(self) -> tuple[str, dict]:
+        claude = self.claude
+        if "contextualizer" not in self.__dict__:  # nothing was loaded this run
+            return f"{claude.mode}: no new chunks", claude.usage.as_dict()
+        if self.contextualizer is None:
+            return f"{claude.mode}: deterministic headers only", claude.usage.as_dict()
+        stats = self.contextualizer.stats
+        self.contextualizer.close()
+        line = (f"{claude.mode}: {stats.chunks} chunks, {stats.cached} from cache, {stats.written} written by Claude"
+                + (f", {stats.missing} without (header only)" if stats.missing else "")
+                + f"; {claude.summary()}")
+        return line, {**claude.usage.as_dict(), **stats.as_dict()}
 
     def recover(self) -> None:
         """Undo documents a killed run left half-written; this run ingests them again whole."""
@@ -183,8 +218,9 @@ class Run:
         self.progress.start(source.name, len(todo))
         batch: list[Loaded] = []
         threshold = FIRST_BATCH_CHUNKS
+        refine = self.contextualizer.apply if self.contextualizer is not None else None
         try:
-            for loaded in load_in_background(connector, self.chunker, todo):
+            for loaded in load_in_background(connector, self.chunker, todo, refine=refine):
                 if loaded.error is not None:
                     self._failed(source, loaded.item, loaded.error, stats)
                     continue

@@ -41,15 +41,13 @@ class MessagesStub:
                     stub.requests.append(body)
                     stub.headers.append(dict(self.headers))
                 if self.path != "/v1/messages":
-                    return self._send(404, {"type": "error", "error": {"type": "not_found_error", "message": self.path}})
+                    return self._send(404, error("not_found_error", self.path))
                 if self.headers.get("authorization") != f"Bearer {KEY}":
-                    return self._send(401, {"type": "error",
-                                            "error": {"type": "authentication_error", "message": "invalid x-api-key"}})
+                    return self._send(401, error("authentication_error", "invalid x-api-key"))
                 answer = stub.reply(body)
                 if isinstance(answer, Fail):
                     kind = ERROR_TYPES.get(answer.status, "api_error")
-                    return self._send(answer.status, {"type": "error", "error": {"type": kind, "message": answer.message}},
-                                      {"retry-after": "0"})
+                    return self._send(answer.status, error(kind, answer.message), {"retry-after": "0"})
                 return self._send(200, message(body, answer, stub.seen))
 
             def _send(self, status: int, payload: dict, extra: dict | None = None) -> None:
@@ -96,3 +94,7 @@ def message(request: dict, text: str, seen: set[str]) -> dict:
         "usage": {"input_tokens": prompt, "output_tokens": len(text.split()),
                   "cache_creation_input_tokens": written, "cache_read_input_tokens": read},
     }
+
+
+def error(kind: str, text: str) -> dict:
+    return {"type": "error", "error": {"type": kind, "message": text}}

@@ -1,0 +1,79 @@
+"""Contextual chunks through the real anthropic SDK against a local Messages API stub, and without a key."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from anthropic_stub import KEY, MessagesStub
+from conftest import SAMPLE, docs_source, write_config
+
+from corpus.config import load_config
+from ingest.pipeline import ingest
+from ingest.progress import Progress
+
+
+def situate(body: dict) -> str:
+    chunk = body["messages"][0]["content"].split("</chunk>")[0]
+    return f"Situated: this passage ({len(chunk.split())} words) is from the Northwind onboarding handbook."
+
+
+def contextual_config(tmp_path, stub_url: str | None = None):
+    extra = f'[claude]\ncontextualize = true\nbase_url = "{stub_url}"\nmax_retries = 0\n' if stub_url else \
+        "[claude]\ncontextualize = true\n"
+    return load_config(write_config(tmp_path, docs_source("handbook", SAMPLE, include=["*.md"]), extra))
+
+
+def indexed_texts(store) -> list[str]:
+    with sqlite3.connect(store / "manifest.sqlite") as db:
+        return [row[0] for row in db.execute("SELECT text FROM chunk_text")]
+
+
+def test_claude_context_is_embedded_cached_and_counted(tmp_path, embedder, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    with MessagesStub(situate) as stub:
+        config = contextual_config(tmp_path, stub.url)
+        first = ingest(config, embedder=embedder, progress=Progress(interval=999))
+        calls_after_first = len(stub.requests)
+        again = ingest(config, full=True, embedder=embedder, progress=Progress(interval=999))
+
+    chunks = first.total("chunks")
+    assert chunks > 0 and calls_after_first == chunks
+    assert first.claude_usage["written"] == chunks and first.claude_usage["cached"] == 0
+    assert first.claude_usage["input_tokens"] > 0 and first.claude_usage["output_tokens"] > 0
+    assert first.claude_usage["cache_write_tokens"] > 0 and first.claude_usage["cache_read_tokens"] > 0
+    assert first.contextual.startswith("Claude (claude-haiku-4-5): ")
+    assert f"{chunks} written by Claude" in first.contextual and "≈ $" in first.contextual
+    # The document rides in a cached system block; the chunk is the user turn.
+    request = stub.requests[0]
+    assert request["system"][-1]["cache_control"] == {"type": "ephemeral"}
+    assert "<document>" in request["system"][-1]["text"]
+    # A rebuild from scratch asks Claude nothing: every sentence comes from the cache.
+    assert len(stub.requests) == calls_after_first
+    assert again.claude_usage["cached"] == chunks and again.claude_usage["calls"] == 0
+    assert f"{chunks} from cache" in again.contextual
+    texts = indexed_texts(config.store_path)
+    assert len(texts) == chunks and all("Situated: this passage" in t for t in texts)
+    assert all(embedder.count_tokens([t])[0] <= embedder.max_tokens for t in texts)
+
+
+def test_without_a_key_ingest_says_so_and_keeps_headers_only(tmp_path, embedder, monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    config = contextual_config(tmp_path)
+    result = ingest(config, embedder=embedder, progress=Progress(interval=999))
+    assert result.contextual == "offline (no API key: $ANTHROPIC_API_KEY is not set): deterministic headers only"
+    assert result.total("chunks") > 0
+    assert not any("Situated" in t for t in indexed_texts(config.store_path))
+
+
+def test_a_claude_outage_never_blocks_ingest(tmp_path, embedder, monkeypatch):
+    from anthropic_stub import Fail
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    with MessagesStub(lambda body: Fail(500)) as stub:
+        config = contextual_config(tmp_path, stub.url)
+        result = ingest(config, embedder=embedder, progress=Progress(interval=999))
+    assert result.total("chunks") > 0 and result.total("failed") == 0
+    assert "HTTP 500 after retries" in result.contextual and "then offline" in result.contextual
+    # Three failures in a row switch Claude off; calls already in flight (4 at most) still finish.
+    assert 3 <= len(stub.requests) <= 3 + 3 < result.total("chunks")
+    assert result.claude_usage["missing"] == result.total("chunks")
