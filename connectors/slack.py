@@ -20,6 +20,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from connectors.base import ConnectorContext
 from connectors.slack_export import SlackExport
 from connectors.slack_text import CONTENT_SUBTYPES, Names, author, is_bot, message_text
 from corpus.config import SourceSettings
@@ -49,7 +50,7 @@ class Settings(SourceSettings):
         return value.rstrip("/") if value else value
 
 
-def connector(settings: Settings) -> SlackConnector:
+def connector(settings: Settings, context: ConnectorContext | None = None) -> SlackConnector:
     return SlackConnector(settings)
 
 

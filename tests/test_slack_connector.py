@@ -383,7 +383,7 @@ def test_ingest_search_and_incremental_reingest(tmp_path, embedder):
     shutil.rmtree(export)
     newer.rename(export)
     third = ingest(config, embedder=counting).sources["acme"]
-    assert (third.added, third.updated, third.unchanged, third.deleted) == (1, 1, 4, 0)
+    assert (third.added, third.updated, third.unchanged, third.deleted) == (1, 1, 5, 0)
     after = snapshot(tmp_path / "store")
     thread_doc = after[next(i for i, (t, _) in after.items() if "moved to the wiki" in t)][1]["doc_id"]
     untouched = {i: v for i, v in before.items() if v[1]["doc_id"] != thread_doc}
