@@ -61,34 +61,40 @@ class MeetingsConnector:
         for item in listed:
             if item.path in sidecars:
                 continue  # read as part of its recording's meeting
-            sidecar = _sidecar(item.path) if _is_media(item.path) else None
-            if sidecar is not None:
-                stat = sidecar.stat()
-                item = Item(item.native_id, f"{item.stamp}+{stat.st_size}:{stat.st_mtime_ns}", item.path)
+            if _is_media(item.path):
+                # What the meeting's words come from is part of the stamp: the sidecar transcript, or
+                # the transcription settings, so changing either reloads the meeting.
+                sidecar = _sidecar(item.path)
+                stat = sidecar.stat() if sidecar else None
+                extra = f"{stat.st_size}:{stat.st_mtime_ns}" if stat else self.transcriber.key
+                item = Item(item.native_id, f"{item.stamp}+{extra}", item.path)
             yield item
 
     def digest(self, item: Item) -> str:
-        sidecar = _sidecar(item.path) if _is_media(item.path) else None
-        if sidecar is None:
+        if not _is_media(item.path):
             return file_digest(item.path)
-        return hashlib.sha256(f"{file_digest(item.path)}+{file_digest(sidecar)}".encode()).hexdigest()
+        return self._media_digest(file_digest(item.path), _sidecar(item.path))
+
+    def _media_digest(self, audio_hash: str, sidecar: Path | None) -> str:
+        extra = file_digest(sidecar) if sidecar else self.transcriber.key
+        return hashlib.sha256(f"{audio_hash}+{extra}".encode()).hexdigest()
 
     def load(self, item: Item) -> Document:
         path = item.path
         if path.stat().st_size == 0:
             raise ItemError("empty file")
-        digest = self.digest(item)
-        sidecar = _sidecar(path) if _is_media(path) else None
+        if not _is_media(path):
+            return self._document(item, transcripts.read(path), file_digest(path))
+        audio_hash = file_digest(path)  # hashed once: the cache key and the document digest both use it
+        sidecar = _sidecar(path)
         if sidecar is not None:
             transcript = transcripts.read(sidecar)
-        elif _is_media(path):
-            result = self.transcriber.transcribe(path, file_digest(path), item.native_id)
+        else:
+            result = self.transcriber.transcribe(path, audio_hash, item.native_id)
             if not result.segments:
                 raise ItemError(f"no speech found in {result.duration:.0f} s of audio (silence or noise only)")
             transcript = Transcript(result.segments)
-        else:
-            transcript = transcripts.read(path)
-        return self._document(item, transcript, digest)
+        return self._document(item, transcript, self._media_digest(audio_hash, sidecar))
 
     def _document(self, item: Item, transcript: Transcript, digest: str) -> Document:
         path = item.path

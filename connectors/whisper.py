@@ -27,6 +27,7 @@ PROGRESS_SECONDS = 30.0
 # Whisper's known inventions on silence or noise: a lone filler phrase the model itself doubts.
 FILLERS = {"you", "thank you", "thanks", "thanks for watching", "thank you for watching", "bye", "okay", "so"}
 FILLER_NO_SPEECH = 0.4
+REPEATS = 2  # a segment identical to the two before it is a decoding loop, not speech
 _NON_SPEECH = re.compile(r"^\s*(?:[\[(♪*][^\])]*[\])♪*]\s*)+$")  # "[Music]", "(applause)", "♪ ♪"
 # Bump when the filtering below changes what is kept, so cached transcripts are redone.
 FILTER_VERSION = 1
@@ -102,7 +103,7 @@ class Transcriber:
             kept = []
             last_note = started
             for segment in segments:
-                if _keep(segment):
+                if _keep(segment) and not _loops(kept, segment.text):
                     kept.append(Segment(round(segment.start, 2), round(segment.end, 2), segment.text.strip()))
                 if time.monotonic() - last_note >= PROGRESS_SECONDS:
                     last_note = time.monotonic()
@@ -152,8 +153,18 @@ def _keep(segment) -> bool:
     text = segment.text.strip()
     if not text or _NON_SPEECH.match(text) or segment.compression_ratio > 2.4:
         return False
-    filler = re.sub(r"[^\w\s']", "", text.lower()).strip()
-    return not (filler in FILLERS and segment.no_speech_prob >= FILLER_NO_SPEECH)
+    return not (_normal(text) in FILLERS and segment.no_speech_prob >= FILLER_NO_SPEECH)
+
+
+def _loops(kept: list[Segment], text: str) -> bool:
+    """True when ``text`` would be the third identical segment in a row: a decoding loop on noise
+    ("A. A. A. ...") spread over many short segments, which each pass the per-window ratio check."""
+    said = _normal(text)
+    return len(kept) >= REPEATS and all(_normal(s.text) == said for s in kept[-REPEATS:])
+
+
+def _normal(text: str) -> str:
+    return re.sub(r"[^\w\s']", "", text.lower()).strip()
 
 
 def _resolve_device(device: str) -> str:
