@@ -22,7 +22,7 @@ from pydantic import Field, field_validator
 
 from connectors.base import ConnectorContext
 from connectors.slack_export import SlackExport
-from connectors.slack_text import CONTENT_SUBTYPES, Names, author, is_bot, message_text
+from connectors.slack_text import BOT_SUBTYPE, CONTENT_SUBTYPES, Names, author, is_bot, message_text
 from corpus.config import SourceSettings
 from corpus.errors import ConfigError, ItemError
 from corpus.records import Block, Citation, Document, Item, Locator, document_id
@@ -162,7 +162,11 @@ class SlackConnector:
         deleted: set[str] = set()
         broken: dict[str, tuple[str, str]] = {}
         for name in export.day_files(conversation.folder):
-            raw = export.read(name)
+            try:
+                raw = export.read(name)
+            except ItemError as exc:
+                broken[name] = (export.stamp(name), str(exc))
+                continue
             stamp = hashlib.sha1(raw).hexdigest()
             try:
                 day = json.loads(raw)
@@ -190,10 +194,9 @@ class SlackConnector:
 
     def _message(self, raw: dict) -> Message | None:
         """The message as a reader sees it, or None for noise, deleted messages and (by default) bots."""
-        bot = is_bot(raw)
-        if raw.get("hidden") or (bot and not self.settings.bots):
+        if raw.get("hidden") or raw.get("subtype") not in CONTENT_SUBTYPES | {BOT_SUBTYPE}:
             return None
-        if raw.get("subtype") not in CONTENT_SUBTYPES and not bot:
+        if is_bot(raw) and not self.settings.bots:
             return None
         text = message_text(raw, self._names, self.settings.bots)
         if not text:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import threading
 import zipfile
+import zlib
 from collections import defaultdict
 from pathlib import Path, PurePosixPath
 
-from corpus.errors import ConfigError
+from corpus.errors import ConfigError, ItemError
 
 REQUIRED = ("channels.json", "users.json")
 
@@ -81,16 +82,28 @@ class SlackExport:
         return sorted(self._folders.get(folder, ()))
 
     def read(self, name: str) -> bytes:
+        """A member's bytes; a corrupt or vanished member is an ItemError naming why."""
+        try:
+            if self._zip is None:
+                return (self.path / name).read_bytes()
+            with self._lock:
+                return self._zip.read(self._prefix + name)
+        except (OSError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            raise ItemError(f"cannot read: {' '.join(str(exc).split())[:160]}") from None
+
+    def stamp(self, name: str) -> str:
+        """Changes when the member does, without reading it."""
         if self._zip is None:
-            return (self.path / name).read_bytes()
-        with self._lock:
-            return self._zip.read(self._prefix + name)
+            stat = (self.path / name).stat()
+            return f"{stat.st_size}:{stat.st_mtime_ns}"
+        info = self._zip.getinfo(self._prefix + name)
+        return f"{info.CRC:08x}:{info.file_size}"
 
     def read_json(self, name: str) -> object:
         """A JSON file that the export cannot do without: any problem is a ConfigError."""
         try:
             return json.loads(self.read(name))
-        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        except (ItemError, ValueError) as exc:
             raise ConfigError(f"{self.path}: cannot read {name}: {exc}") from None
 
 

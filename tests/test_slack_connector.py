@@ -237,6 +237,16 @@ def _declare_size(archive: Path, member: str, size: int) -> None:
     archive.write_bytes(bytes(data))
 
 
+def test_a_corrupt_zip_member_is_one_failure_and_the_rest_is_read(tmp_path):
+    archive = zip_folder(write_export(tmp_path / "export"), tmp_path / "export.zip")
+    with zipfile.ZipFile(archive) as z:
+        size = z.getinfo("export/random/2016-02-01.json").file_size
+    _declare_size(archive, "export/random/2016-02-01.json", size)
+    docs, failed = load_all(slack(archive))
+    assert failed["random/2016-02-01.json"].startswith("cannot read: Error -3 while decompressing")
+    assert f"C1/{THREAD}" in docs and not any(nid.startswith("C2/") for nid in docs)
+
+
 def test_zip_bombs_are_refused_from_declared_sizes_before_reading(tmp_path):
     folder = write_export(tmp_path / "export")
     # 3 GB declared, a few bytes stored: any attempt to read the member would fail its CRC, not hit our cap
@@ -295,6 +305,7 @@ def test_hfaran_zip_bots_only_when_asked():
     with_bots, _ = load_all(slack(archive, bots=True))
     assert failed == {}
     assert not any("new commit" in b.text for d in plain.values() for b in d.blocks)
+    assert not any("added an integration" in b.text for d in with_bots.values() for b in d.blocks)  # bot_add
     bot_blocks = [b.text for d in with_bots.values() for b in d.blocks if "new commit" in b.text]
     assert len(bot_blocks) > 30 and not any("<http" in t for t in bot_blocks)
     assert any("commit/" in t and " (https://github.com/mesos-magellan/" in t for t in bot_blocks)
