@@ -48,14 +48,15 @@ class Usage:
 
 
 class Claude:
-    def __init__(self, settings: ClaudeSettings, environ: Mapping[str, str] = os.environ):
+    def __init__(self, settings: ClaudeSettings, environ: Mapping[str, str] = os.environ, offline: str | None = None):
+        """``offline`` names why Claude must not be used even with a key (a command's --offline)."""
         self.settings = settings
         self.usage = Usage()
         self.problems: list[str] = []
         self._lock = threading.Lock()
         self._failures_in_a_row = 0
-        key = environ.get(settings.api_key_env, "").strip()
-        self._off: str | None = None if key else f"no API key: ${settings.api_key_env} is not set"
+        key = "" if offline else environ.get(settings.api_key_env, "").strip()
+        self._off: str | None = offline or (None if key else f"no API key: ${settings.api_key_env} is not set")
         self._client = None
         if key:
             import anthropic

@@ -45,7 +45,17 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ingest", help="read the configured sources into the store (incremental)")
     p.add_argument("sources", nargs="*", help="source names from corpus.toml (default: all)")
     p.add_argument("--full", action="store_true", help="drop what is stored and rebuild from scratch")
+    p.add_argument("--dream", action="store_true", help="run `corpus dream` on what changed afterwards")
     p.set_defaults(run=_ingest)
+
+    p = sub.add_parser("dream", help="find duplicates, contradictions and superseded facts; annotate, never delete")
+    p.add_argument("--full", action="store_true", help="look at every chunk again, not only what changed")
+    p.add_argument("--undo", action="store_true", help="remove every annotation dreaming made")
+    p.add_argument("--offline", action="store_true", help="use the offline rule even when an API key is set")
+    p.add_argument("--report", type=Path, metavar="FILE", help="where to write the Markdown report "
+                   "(default: dream-report.md in the store folder)")
+    p.add_argument("--json", action="store_true", help="print the findings as JSON")
+    p.set_defaults(run=_dream)
 
     p = sub.add_parser("search", help="search the corpus, as the MCP tool does")
     p.add_argument("query")
@@ -109,7 +119,33 @@ def _ingest(config, args) -> int:
         for name, nid, reason in failures:
             print(f"  {name}/{nid}: {reason}")
     ok = result.total("added") + result.total("updated") + result.total("unchanged")
+    if args.dream:
+        _dream(config, argparse.Namespace(full=False, undo=False, offline=False, report=None, json=False))
     return 1 if failures and ok == 0 else 0
+
+
+def _dream(config, args) -> int:
+    from ingest.dream import dream, summary_counts, undo, write_report
+
+    if args.undo:
+        removed = undo(config)
+        print(f"removed {removed} annotation(s); sources and stored chunks were never changed")
+        return 0
+    result = dream(config, full=args.full, offline=args.offline)
+    report = args.report or config.store_path / "dream-report.md"
+    write_report(result, report)
+    if args.json:
+        print(json.dumps({**summary_counts(result), "findings": [asdict(f) for f in result.findings]}, indent=2))
+        return 0
+    counts = summary_counts(result)
+    print(f"dream, {result.mode}: examined {counts['examined_chunks']} chunk(s), {counts['candidate_pairs']} "
+          f"similar pair(s) in {result.seconds:.1f} s")
+    print(f"  {counts['conflicts']} contradiction(s), {counts['superseded']} superseded fact(s), "
+          f"{counts['duplicates']} duplicate(s); search now shows them as notes")
+    for f in result.findings:
+        print(f"  {f.relation}: “{f.a.title}” <{f.a.citation}> / “{f.b.title}” <{f.b.citation}>: {f.detail}")
+    print(f"report: {report}")
+    return 0
 
 
 def _search(config, args) -> int:
@@ -136,9 +172,10 @@ def _search(config, args) -> int:
         snippet = " ".join(hit.text.split())
         snippet = snippet[:300] + ("…" if len(snippet) > 300 else "")
         where = f"{hit.title}" + (f" › {hit.section}" if hit.section else "")
+        notes = "".join(f"\n[yellow]note: {_escape(note)}[/yellow]" for note in hit.notes)
         table.add_row(str(rank), f"{hit.score:.3f}",
                       f"[bold]{_escape(where)}[/bold]\n{_escape(snippet)}\n[dim]{_escape(hit.citation_label)} · "
-                      f"{_escape(hit.citation)}[/dim]")
+                      f"{_escape(hit.citation)}[/dim]{notes}")
     Console().print(table)
     return 0
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from corpus.records import Chunk, Document
-from ingest import keyword
+from ingest import annotations, keyword
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -66,7 +66,7 @@ class Manifest:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(path, timeout=30)
             self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.executescript(SCHEMA + keyword.SCHEMA)
+            self.db.executescript(SCHEMA + keyword.SCHEMA + annotations.SCHEMA)
         self.db.execute("PRAGMA synchronous=NORMAL")
 
     @classmethod
@@ -131,12 +131,14 @@ class Manifest:
                     (stamp, doc.digest, len(chunks), doc.title, now, doc.id),
                 )
                 keyword.replace_document(self.db, doc, chunks)
+                annotations.drop_documents(self.db, [doc.id])
                 self.db.execute("DELETE FROM failures WHERE source=? AND native_id=?", (doc.source, doc.native_id))
 
     def forget(self, doc_id: str) -> None:
         with self.db:
             self.db.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,))
             keyword.delete_documents(self.db, [doc_id])
+            annotations.drop_documents(self.db, [doc_id])
 
     def restamp(self, doc_id: str, stamp: str) -> None:
         """Same content under a new stamp (a touched file): remember the stamp, re-embed nothing."""
@@ -166,6 +168,7 @@ class Manifest:
             self.db.execute(f"DELETE FROM documents {where}", args)
             self.db.execute(f"DELETE FROM failures {where}", args)
             keyword.delete_source(self.db, source)
+            annotations.drop_orphans(self.db)
 
     def start_run(self) -> int:
         with self.db:

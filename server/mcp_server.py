@@ -182,8 +182,9 @@ def render_hits(result: SearchResult) -> str:
     for n, hit in enumerate(result.hits, start=1):
         where = hit.title + (f" › {hit.section}" if hit.section else "")
         quoted = "\n".join(f"> {line}" for line in hit.text.splitlines())
+        notes = "".join(f"   note: {note}\n" for note in hit.notes)
         blocks.append(f"{n}. {where} [{hit.kind}, {hit.source}, {hit.date or 'undated'}] id={hit.id}\n"
-                      f"   cite: {hit.citation_label} <{hit.citation}>\n{quoted}")
+                      f"   cite: {hit.citation_label} <{hit.citation}>\n{notes}{quoted}")
     return "\n\n".join(blocks)
 
 

@@ -16,7 +16,7 @@ from typing import Literal
 from corpus.config import Config
 from corpus.errors import CorpusError
 from corpus.records import epoch
-from ingest import keyword
+from ingest import annotations, keyword
 from ingest.embedder import Embedder
 from server.replica import Replica, Snapshot
 
@@ -24,6 +24,7 @@ MAX_LIMIT = 20  # 20 full chunks stay well under what a Claude tool result may h
 RRF_K = 60
 BROAD_FILTER = 0.2  # filters passed by at least this share of chunks are checked on a deeper unfiltered list
 MAX_DEPTH = 2000
+SUPERSEDED_DROP = 3  # places a chunk `corpus dream` found superseded moves down: still shown, after the newer
 Mode = Literal["hybrid", "dense", "keyword"]
 
 
@@ -81,6 +82,7 @@ class Hit:
     page: int | None = None
     people: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)  # citations of near-identical hits folded into this one
+    notes: list[str] = field(default_factory=list)  # what `corpus dream` found: superseded, conflicting, duplicated
 
 
 class Searcher:
@@ -108,7 +110,10 @@ class Searcher:
             found = keyword.search(snapshot.db, query, candidates, **filters.keyword_args())
             rankings.append([chunk_id for chunk_id, _ in found])
         fused = _fuse(rankings)
-        return _collapse(snapshot, fused, rows, limit)
+        notes = annotations.for_chunks(snapshot.db, [chunk_id for chunk_id, _ in fused])
+        if notes:
+            fused = _down_rank(fused, notes)
+        return _collapse(snapshot, fused, rows, limit, notes)
 
     def _dense(self, snapshot: Snapshot, query: str, n: int, filters: Filters, rows: dict) -> list[str]:
         collection = snapshot.store.collection
@@ -145,7 +150,18 @@ def _fuse(rankings: list[list[str]]) -> list[tuple[str, float]]:
     return sorted(scores.items(), key=lambda kv: kv[1], reverse=True)
 
 
-def _collapse(snapshot: Snapshot, fused: list[tuple[str, float]], rows: dict, limit: int) -> list[Hit]:
+def _down_rank(fused: list[tuple[str, float]], notes: dict[str, list]) -> list[tuple[str, float]]:
+    """Superseded chunks move a few places down (fused scores are too close together to scale)."""
+    ranked = list(fused)
+    for chunk_id, score in fused:
+        if any(a.relation == annotations.DOWN_RANKED for a in notes.get(chunk_id, ())):
+            at = ranked.index((chunk_id, score))
+            ranked.insert(min(at + SUPERSEDED_DROP, len(ranked) - 1), ranked.pop(at))
+    return ranked
+
+
+def _collapse(snapshot: Snapshot, fused: list[tuple[str, float]], rows: dict, limit: int,
+              notes: dict[str, list]) -> list[Hit]:
     """Top hits with near-duplicates (the same text in two places) folded into the better one."""
     hits: list[Hit] = []
     shingles: list[set[str]] = []
@@ -168,6 +184,7 @@ def _collapse(snapshot: Snapshot, fused: list[tuple[str, float]], rows: dict, li
                 continue
             shingles.append(words)
             hits.append(hit_from(chunk_id, text, meta, score))
+            hits[-1].notes.extend(a.note() for a in notes.get(chunk_id, ()))
     return hits
 
 

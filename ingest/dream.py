@@ -1,0 +1,204 @@
+"""`corpus dream`: a consolidation pass over what the corpus holds.
+
+For every chunk ingested since the last pass, its nearest neighbours in other documents are
+candidate pairs; each pair is judged (ingest/judge.py): duplicate, conflicting, one superseding
+the other, or unrelated. Findings become annotations (ingest/annotations.py) that search shows and
+uses to down-rank superseded chunks, and a report a person reads. Sources and stored chunks are
+never edited or deleted; `--undo` removes every annotation.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from corpus.claude import Claude
+from corpus.config import Config
+from corpus.errors import CorpusError
+from ingest import annotations
+from ingest.annotations import Annotation
+from ingest.embedder import Embedder
+from ingest.judge import Passage, Verdict, judge_offline, judge_with_claude
+from ingest.lock import WriterLock
+from ingest.manifest import Manifest
+from ingest.publish import mark_unpublished, publish
+from ingest.store import ChunkStore, open_client
+
+NEIGHBOURS = 5  # nearest chunks of other documents looked at per chunk
+CANDIDATE_SIMILARITY = 0.75  # cosine similarity below which two chunks are not about the same thing
+PAGE = 500
+
+
+@dataclass(frozen=True)
+class Finding:
+    relation: str  # duplicate | conflict | superseded
+    a: Passage  # for superseded: the older passage
+    b: Passage  # for superseded: the newer one
+    detail: str
+    judged_by: str
+    similarity: float
+
+
+@dataclass
+class DreamResult:
+    mode: str
+    examined_chunks: int = 0
+    candidate_pairs: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    seconds: float = 0.0
+    since: float | None = None  # only chunks ingested after this were examined; None: all
+
+    def count(self, relation: str) -> int:
+        return sum(1 for f in self.findings if f.relation == relation)
+
+
+def dream(config: Config, *, full: bool = False, offline: bool = False) -> DreamResult:
+    """Examine what changed since the last pass (everything with ``full``), record findings, publish."""
+    started = time.time()
+    claude = Claude(config.claude, offline="--offline" if offline else None)
+    with WriterLock(config.store_path):
+        manifest = Manifest(config.store_path / "manifest.sqlite")
+        try:
+            store = ChunkStore(open_client(config.store_path, config.corpus.url), Embedder(config.embedding.model),
+                               create=False)
+            if store.collection is None:
+                raise CorpusError("nothing is ingested yet; run `corpus ingest` first")
+            since = None if full else annotations.last_run_started(manifest.db)
+            result = DreamResult(mode=claude.mode, since=since)
+            changed = [row[0] for row in manifest.db.execute(
+                "SELECT doc_id FROM documents WHERE pending IS NULL AND ingested_at > ?", (since or 0,))]
+            pairs = _candidates(store, changed, result)
+            judged = claude.map(lambda pair: _judge(claude, *pair), pairs)
+            result.findings = [f for f in judged if f is not None]
+            result.mode = claude.mode  # now with any fallbacks that happened
+            with manifest.db:
+                if full:
+                    manifest.db.execute("DELETE FROM annotations")
+                annotations.add(manifest.db, [a for f in result.findings for a in _annotations(f)])
+                result.seconds = time.time() - started
+                manifest.db.execute("INSERT INTO dream_runs (started, finished, stats) VALUES (?, ?, ?)",
+                                    (started, time.time(), json.dumps(summary_counts(result))))
+            mark_unpublished(config.store_path)
+            publish(config.store_path, with_vectors=not config.corpus.url)
+            return result
+        finally:
+            manifest.close()
+
+
+def undo(config: Config) -> int:
+    """Remove every annotation dreaming made; returns how many."""
+    with WriterLock(config.store_path):
+        manifest = Manifest(config.store_path / "manifest.sqlite")
+        try:
+            with manifest.db:
+                removed = annotations.clear(manifest.db)
+            mark_unpublished(config.store_path)
+            publish(config.store_path, with_vectors=not config.corpus.url)
+            return removed
+        finally:
+            manifest.close()
+
+
+def summary_counts(result: DreamResult) -> dict:
+    return {"examined_chunks": result.examined_chunks, "candidate_pairs": result.candidate_pairs,
+            "duplicates": result.count("duplicate"), "conflicts": result.count("conflict"),
+            "superseded": result.count("superseded"), "mode": result.mode}
+
+
+def _candidates(store: ChunkStore, doc_ids: list[str], result: DreamResult) -> list[tuple]:
+    """Pairs (passage, passage, similarity) of chunks in different documents that are about the same thing."""
+    collection = store.collection
+    seen: set[tuple[str, str]] = set()
+    pairs = []
+    for start in range(0, len(doc_ids), PAGE):
+        got = collection.get(where={"doc_id": {"$in": doc_ids[start:start + PAGE]}},
+                             include=["embeddings", "documents", "metadatas"])
+        if not got["ids"]:
+            continue
+        result.examined_chunks += len(got["ids"])
+        near = collection.query(query_embeddings=got["embeddings"], n_results=min(NEIGHBOURS * 2, collection.count()),
+                                include=["documents", "metadatas", "distances"])
+        for i, chunk_id in enumerate(got["ids"]):
+            own = _passage(chunk_id, got["documents"][i], got["metadatas"][i])
+            others = zip(near["ids"][i], near["documents"][i], near["metadatas"][i], near["distances"][i], strict=True)
+            kept = 0
+            for other_id, text, meta, distance in others:
+                if meta["doc_id"] == own.doc_id or kept >= NEIGHBOURS:
+                    continue
+                kept += 1
+                similarity = 1.0 - float(distance)
+                key = tuple(sorted((chunk_id, other_id)))
+                if similarity < CANDIDATE_SIMILARITY or key in seen:
+                    continue
+                seen.add(key)
+                pairs.append((own, _passage(other_id, text, meta), similarity))
+    result.candidate_pairs = len(pairs)
+    return pairs
+
+
+def _passage(chunk_id: str, text: str, meta: dict) -> Passage:
+    updated = meta.get("updated")
+    return Passage(chunk_id=chunk_id, doc_id=meta["doc_id"], title=meta.get("title", ""), text=text,
+                   citation=meta.get("citation_uri", ""), updated=updated,
+                   date=datetime.fromtimestamp(updated, tz=UTC).date().isoformat() if updated else None)
+
+
+def _judge(claude: Claude, a: Passage, b: Passage, similarity: float) -> Finding | None:
+    verdict: Verdict = judge_with_claude(claude, a, b, similarity) if claude.available \
+        else judge_offline(a, b, similarity)
+    if verdict.relation == "none":
+        return None
+    if verdict.relation == "superseded":
+        older = b if verdict.newer is a else a
+        return Finding("superseded", older, verdict.newer, verdict.detail, verdict.judged_by, similarity)
+    return Finding(verdict.relation, a, b, verdict.detail, verdict.judged_by, similarity)
+
+
+_RELATIONS = {  # finding -> (relation of a towards b, relation of b towards a)
+    "duplicate": ("duplicate_of", "duplicate_of"),
+    "conflict": ("conflicts_with", "conflicts_with"),
+    "superseded": ("superseded_by", "supersedes"),
+}
+
+
+def _annotations(finding: Finding) -> list[Annotation]:
+    forward, backward = _RELATIONS[finding.relation]
+    return [_annotation(finding.a, forward, finding.b, finding), _annotation(finding.b, backward, finding.a, finding)]
+
+
+def _annotation(own: Passage, relation: str, other: Passage, finding: Finding) -> Annotation:
+    return Annotation(chunk_id=own.chunk_id, doc_id=own.doc_id, relation=relation, other_chunk_id=other.chunk_id,
+                      other_doc_id=other.doc_id, other_title=other.title, other_citation=other.citation,
+                      other_date=other.date, detail=finding.detail, judged_by=finding.judged_by)
+
+
+def write_report(result: DreamResult, path: Path) -> None:
+    """Markdown a person reads: what was found, where, both citations and dates."""
+    since = datetime.fromtimestamp(result.since, tz=UTC).strftime("%Y-%m-%d %H:%M UTC") if result.since else None
+    lines = [
+        "# corpus dream report", "",
+        f"- mode: {result.mode}",
+        f"- examined: {result.examined_chunks} chunks " + (f"ingested since {since}" if since else "(everything)"),
+        f"- candidate pairs: {result.candidate_pairs}; found {result.count('conflict')} contradiction(s), "
+        f"{result.count('superseded')} superseded fact(s), {result.count('duplicate')} duplicate(s)",
+        "- nothing in the sources or the store was changed; `corpus dream --undo` removes the annotations", "",
+    ]
+    sections = (("conflict", "Contradictions", "A", "B"), ("superseded", "Superseded facts", "older", "newer"),
+                ("duplicate", "Duplicates", "A", "B"))
+    for relation, heading, first, second in sections:
+        found = [f for f in result.findings if f.relation == relation]
+        lines += [f"## {heading} ({len(found)})", ""]
+        for n, f in enumerate(found, start=1):
+            lines += [f"### {n}. {f.detail or relation}", "",
+                      f"- judged by {f.judged_by}, similarity {f.similarity:.2f}"]
+            for label, p in ((first, f.a), (second, f.b)):
+                snippet = " ".join(p.text.split())[:280]
+                lines += [f"- **{label}**: “{p.title}”, {p.date or 'undated'}, <{p.citation}>", f"  > {snippet}"]
+            lines.append("")
+        if not found:
+            lines += ["None found.", ""]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines), encoding="utf-8")

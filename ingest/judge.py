@@ -1,0 +1,157 @@
+"""Do two similar passages say the same thing, contradict each other, or does one supersede the other?
+
+Offline, a conservative rule: facts (numbers with their units, dates, names) are read with the few
+words before them as their subject; two passages disagree when the same subject carries different
+values and neither passage mentions the other's value. A disagreement is a superseded fact when the
+newer passage says so ("now", "no longer", "as of", "replaces" …), else a contradiction. With Claude,
+Claude reads both passages and decides; a missing or malformed reply falls back to the rule.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from corpus.claude import Claude
+
+DUPLICATE_SIMILARITY = 0.95
+DUPLICATE_OVERLAP = 0.8  # word-set Jaccard
+
+_STOP = frozenset(
+    "a an and are as at be by for from has have in is it its of on or our per the their this to was we were will "
+    "with up than then that within after before each every all any".split())
+_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*"
+_DATE = re.compile(
+    rf"\b(?:\d{{4}}-\d{{2}}-\d{{2}}|{_MONTH}\.? \d{{1,2}}(?:st|nd|rd|th)?(?:,? \d{{4}})?"
+    rf"|\d{{1,2}}(?:st|nd|rd|th)? {_MONTH}(?: \d{{4}})?)\b", re.I)
+_NUMBER = re.compile(
+    r"(?<![\w.])[$€£]?\d[\d,]*(?:\.\d+)?(?:\s?(?:%|percent|days?|weeks?|months?|years?|hours?|minutes?|"
+    r"usd|eur|gbp|dollars?|gb|mb|tb|k)\b)?", re.I)
+_NAME = re.compile(r"\b[A-Z][a-z]+(?: [A-Z][a-z]+)+\b")
+_WORD = re.compile(r"[a-z][a-z'-]*")
+_CUE = re.compile(r"\b(no longer|now|as of|effective|supersed\w*|replac\w*|updated|changed|previously|instead of|"
+                  r"from now on|starting|revised|new policy)\b", re.I)
+
+
+@dataclass(frozen=True)
+class Passage:
+    chunk_id: str
+    doc_id: str
+    title: str
+    text: str
+    citation: str
+    updated: float | None  # epoch seconds of its document, when known
+    date: str | None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    relation: str  # duplicate | conflict | superseded | none
+    detail: str
+    newer: Passage | None = None  # for superseded: the passage that supersedes
+    judged_by: str = "offline"
+
+
+NONE = Verdict("none", "")
+
+
+@dataclass(frozen=True)
+class _Fact:
+    kind: str
+    value: str
+    subject: frozenset[str]
+
+
+def facts(text: str) -> list[_Fact]:
+    """Numbers, dates and names with the words just before them as what they are about."""
+    taken: list[tuple[int, int, str, str]] = []
+    for kind, pattern in (("date", _DATE), ("number", _NUMBER), ("name", _NAME)):  # dates win over their digits
+        for match in pattern.finditer(text):
+            start, end = match.span()
+            if not any(s < end and start < e for s, e, _, _ in taken):
+                taken.append((start, end, kind, match.group(0)))
+    found: list[_Fact] = []
+    previous_end = 0
+    for start, end, kind, value in sorted(taken):
+        window = text[max(previous_end, start - 60):start].lower()  # never the words of the fact before
+        previous_end = end
+        before = [w for w in _WORD.findall(window) if w not in _STOP]
+        if before:
+            found.append(_Fact(kind, " ".join(value.lower().replace(",", "").split()), frozenset(before[-3:])))
+    return found
+
+
+def disagreements(a: str, b: str) -> list[str]:
+    """Subjects on which the two texts give different values, each as 'x vs y (about …)'."""
+    fa, fb = facts(a), facts(b)
+    values_a, values_b = {f.value for f in fa}, {f.value for f in fb}
+    found = []
+    for x in fa:
+        for y in fb:
+            if x.kind != y.kind or x.value == y.value or x.value in values_b or y.value in values_a:
+                continue
+            if len(x.subject & y.subject) >= min(2, len(x.subject), len(y.subject)):
+                line = f"{x.value} vs {y.value} (about “{' '.join(sorted(x.subject & y.subject))}”)"
+                if line not in found:
+                    found.append(line)
+    return found
+
+
+def judge_offline(a: Passage, b: Passage, similarity: float) -> Verdict:
+    differing = disagreements(a.text, b.text)
+    if differing:
+        newer, older = _order(a, b)
+        if newer is not None and _CUE.search(newer.text):
+            return Verdict("superseded", "; ".join(differing), newer=newer)
+        return Verdict("conflict", "; ".join(differing))
+    words_a, words_b = set(_WORD.findall(a.text.lower())), set(_WORD.findall(b.text.lower()))
+    overlap = len(words_a & words_b) / max(len(words_a | words_b), 1)
+    if similarity >= DUPLICATE_SIMILARITY or overlap >= DUPLICATE_OVERLAP:
+        return Verdict("duplicate", f"near-identical text ({similarity:.2f} similar, {overlap:.0%} shared words)")
+    return NONE
+
+
+def _order(a: Passage, b: Passage) -> tuple[Passage | None, Passage | None]:
+    """(newer, older) by document date; undated passages are ordered by which one announces a change."""
+    if a.updated is not None and b.updated is not None and a.updated != b.updated:
+        return (a, b) if a.updated > b.updated else (b, a)
+    cue_a, cue_b = bool(_CUE.search(a.text)), bool(_CUE.search(b.text))
+    if cue_a != cue_b:
+        return (a, b) if cue_a else (b, a)
+    return None, None
+
+
+PROMPT = """Two passages from an organisation's knowledge base are similar. Decide how they relate.
+
+Passage A, from "{a.title}" ({a_date}):
+<passage_a>
+{a.text}
+</passage_a>
+
+Passage B, from "{b.title}" ({b_date}):
+<passage_b>
+{b.text}
+</passage_b>
+
+Reply with one JSON object and nothing else:
+{{"relation": "duplicate" | "conflict" | "superseded" | "none", "newer": "A" | "B" | null, "detail": "..."}}
+- duplicate: they say the same thing.
+- conflict: they state different values (number, date, name, rule) for the same thing and neither replaces the other.
+- superseded: one replaces the other (a newer rule or fact); set "newer" to the passage that is current.
+- none: they are about different things or agree.
+"detail" names the differing facts in a few words, quoting both passages."""
+
+
+def judge_with_claude(claude: Claude, a: Passage, b: Passage, similarity: float) -> Verdict:
+    reply = claude.ask_json(PROMPT.format(a=a, b=b, a_date=a.date or "undated", b_date=b.date or "undated"),
+                            max_tokens=300)
+    relation = reply.get("relation") if reply else None
+    if relation not in ("duplicate", "conflict", "superseded", "none"):
+        return judge_offline(a, b, similarity)
+    if relation == "none":
+        return NONE
+    newer = {"A": a, "B": b}.get(str(reply.get("newer") or "").upper())
+    if relation == "superseded" and newer is None:
+        relation = "conflict"  # superseded without saying by which: treat as a conflict, not a guess
+    return Verdict(relation, str(reply.get("detail") or "")[:300], newer=newer if relation == "superseded" else None,
+                   judged_by="claude")

@@ -1,0 +1,133 @@
+"""`corpus dream` on a fixture corpus with a planted duplicate, contradiction and superseded fact."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from anthropic_stub import KEY, MessagesStub
+from conftest import docs_source, write_config
+
+from corpus.cli import main
+from corpus.config import load_config
+from ingest.dream import dream, undo
+from ingest.pipeline import ingest
+from ingest.progress import Progress
+from server.search import Searcher
+
+FIXTURE = Path(__file__).parent / "fixtures" / "dream"
+
+
+@pytest.fixture
+def corpus(tmp_path, embedder):
+    shutil.copytree(FIXTURE, tmp_path / "docs")
+    config = load_config(write_config(tmp_path, docs_source("wiki", tmp_path / "docs")))
+    ingest(config, embedder=embedder, progress=Progress(interval=999))
+    return config
+
+
+def found(result) -> set[tuple[str, str, str]]:
+    """(relation, file of a, file of b) with a the older passage for superseded findings."""
+    return {(f.relation, Path(f.a.citation.split("#")[0]).name, Path(f.b.citation.split("#")[0]).name)
+            if f.relation == "superseded" else
+            (f.relation, *sorted(Path(p.citation.split("#")[0]).name for p in (f.a, f.b)))
+            for f in result.findings}
+
+
+def top(config, embedder, query: str, limit: int = 5):
+    searcher = Searcher(config, embedder)
+    try:
+        return searcher.search(query, limit=limit)
+    finally:
+        searcher.replica.close()
+
+
+def test_offline_dream_finds_the_planted_three_and_nothing_else(corpus, monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    result = dream(corpus)
+    assert result.mode.startswith("offline (no API key")
+    assert found(result) == {
+        ("duplicate", "security-a.md", "security-copy.md"),
+        ("conflict", "refunds-eu.md", "refunds-sales.md"),
+        ("superseded", "travel-2024.md", "travel-2026.md"),
+    }
+    conflict = next(f for f in result.findings if f.relation == "conflict")
+    assert "30 days vs 45 days" in conflict.detail or "45 days vs 30 days" in conflict.detail
+    superseded = next(f for f in result.findings if f.relation == "superseded")
+    assert superseded.a.date == "2024-02-01" and superseded.b.date == "2026-03-01"
+    assert all(f.judged_by == "offline" for f in result.findings)
+
+
+def test_annotations_show_in_search_superseded_ranks_lower_and_undo_removes_them(corpus, embedder, monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    query = "daily meal allowance on business trips"
+    before = [Path(h.citation).name for h in top(corpus, embedder, query)]
+    assert before.index("travel-2024.md#per-diem") < before.index("travel-2026.md#per-diem")  # older ranked first
+    dream(corpus)
+    hits = top(corpus, embedder, query)
+    names = [Path(h.citation).name for h in hits]
+    assert names.index("travel-2026.md#per-diem") < names.index("travel-2024.md#per-diem")
+    old = hits[names.index("travel-2024.md#per-diem")]
+    assert old.notes and old.notes[0].startswith("possibly superseded by “Travel policy 2026”, 2026-03-01")
+    refund = top(corpus, embedder, "refund within how many days", limit=3)
+    assert any(n.startswith("conflicts with") for h in refund for n in h.notes)
+
+    assert undo(corpus) == 6  # three findings, annotated on both sides
+    again = top(corpus, embedder, query)
+    assert [Path(h.citation).name for h in again] == before
+    assert not any(h.notes for h in again)
+
+
+def test_repeated_runs_look_only_at_what_changed(corpus, embedder, monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    first = dream(corpus)
+    assert first.examined_chunks == 7
+    assert dream(corpus).examined_chunks == 0
+    refunds = corpus.sources[0].path / "refunds-sales.md"
+    refunds.write_text(refunds.read_text().replace("45 days", "30 days"))
+    ingest(corpus, embedder=embedder, progress=Progress(interval=999))
+    third = dream(corpus)
+    assert third.examined_chunks == 1
+    assert third.count("conflict") == 0  # the edit resolved it, and its old annotation left with the old text
+    notes = [n for h in top(corpus, embedder, "refund within how many days") for n in h.notes]
+    assert not any("conflicts with" in n for n in notes)
+
+
+def test_claude_judges_pairs_and_a_malformed_reply_falls_back(corpus, monkeypatch):
+    def judge(body):
+        prompt = body["messages"][0]["content"]
+        if "refund" in prompt:
+            return "these passages disagree, I think"  # malformed: the offline rule decides this pair
+        if "meal allowance" in prompt:
+            newer = "A" if "$75" in prompt.split("<passage_b>")[0] else "B"
+            return json.dumps({"relation": "superseded", "newer": newer, "detail": "per diem raised to $75"})
+        return json.dumps({"relation": "duplicate", "newer": None, "detail": "same laptop rules"})
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    with MessagesStub(judge) as stub:
+        claude = corpus.claude.model_copy(update={"base_url": stub.url})
+        result = dream(corpus.model_copy(update={"claude": claude}))
+    assert len(stub.requests) == result.candidate_pairs == 3
+    by_relation = {f.relation: f for f in result.findings}
+    assert by_relation["superseded"].judged_by == "claude"
+    assert by_relation["superseded"].detail == "per diem raised to $75"
+    assert Path(by_relation["superseded"].b.citation).name == "travel-2026.md#per-diem"
+    assert by_relation["duplicate"].judged_by == "claude"
+    assert by_relation["conflict"].judged_by == "offline"
+    assert "malformed reply" in result.mode
+
+
+def test_cli_writes_a_report_and_undo_says_what_it_removed(corpus, capsys, monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    config_file = corpus.root / "corpus.toml"
+    report = corpus.root / "report.md"
+    assert main(["--config", str(config_file), "dream", "--report", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "1 contradiction(s), 1 superseded fact(s), 1 duplicate(s)" in out
+    text = report.read_text()
+    assert "## Contradictions (1)" in text and "## Superseded facts (1)" in text and "## Duplicates (1)" in text
+    assert "**older**: “Travel policy 2024”, 2024-02-01" in text
+    assert main(["--config", str(config_file), "dream", "--undo"]) == 0
+    assert "removed 6 annotation(s)" in capsys.readouterr().out
