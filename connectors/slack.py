@@ -177,12 +177,13 @@ class SlackConnector:
                 continue
             bad = []
             for number, entry in enumerate(day, start=1):
-                msg = entry.get("message") if isinstance(entry, dict) and entry.get("subtype") == "message_changed" \
-                    else entry
                 if isinstance(entry, dict) and entry.get("subtype") == "message_deleted":
                     deleted.add(str(entry.get("deleted_ts")))
-                elif isinstance(msg, dict) and _valid_ts(msg.get("ts")):
-                    latest[str(msg["ts"])] = msg
+                    continue
+                if isinstance(entry, dict) and entry.get("subtype") == "message_changed":
+                    entry = entry.get("message")  # the edited message, whole, under its original ts
+                if isinstance(entry, dict) and _valid_ts(entry.get("ts")):
+                    latest[str(entry["ts"])] = entry
                 else:
                     bad.append(number)
             if bad:

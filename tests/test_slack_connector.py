@@ -70,6 +70,10 @@ GENERAL = {
         msg("U2", T0 + DAY, "Thanks, found it. Mail <mailto:ann.lee@acme.example|ann.lee@acme.example> for access",
             subtype="thread_broadcast", thread_ts=THREAD),
         msg("U1", T0 + DAY + 600, "Next week <!subteam^S1|@oncall> hands over <!date^1457000000^{date}|March 3rd>"),
+        "not a message",
+        {"type": "message", "user": "U1", "text": "no ts"},
+        msg("U2", T0 + DAY + 700, "Deleted before the export", subtype=None),
+        {"type": "message", "subtype": "message_deleted", "deleted_ts": ts(T0 + DAY + 700), "ts": ts(T0 + DAY + 800)},
     ],
     "2016-03-03.json": "[{not json",
 }
@@ -165,10 +169,12 @@ def test_threads_edits_noise_and_citations(tmp_path):
     assert texts(docs[f"C2/{ts(T0 - 30 * DAY)}"])[0].endswith("archived but still searchable")
     assert set(docs) == {f"C1/{THREAD}", f"C1/{ts(T0)}", f"C1/{ts(T0 + DAY + 600)}", f"C2/{ts(T0 - 30 * DAY)}"}
     everything = json.dumps([texts(d) for d in docs.values()])
-    for absent in ("joined", "Deployed build", "deleted", "Welcome", "xoxe", "files-pri", "ann.lee@", "Initech"):
+    for absent in ("joined", "Deployed build", "deleted", "Deleted", "Welcome", "xoxe", "files-pri", "ann.lee",
+                   "Initech"):
         assert absent not in everything
-    assert list(failed) == ["general/2016-03-03.json"]
     assert failed["general/2016-03-03.json"].startswith("not a Slack day file: ")
+    assert failed == {"general/2016-03-03.json": failed["general/2016-03-03.json"], "general/2016-03-02.json":
+                      "2 malformed message(s) skipped (number 3, 4: not a message object with a ts)"}
 
 
 def test_bots_private_and_channel_globs_are_opt_in(tmp_path):
@@ -214,7 +220,7 @@ def test_zip_reads_like_the_folder_and_refuses_unsafe_members(tmp_path):
     from_folder, _ = load_all(slack(folder))
     from_zip, failed = load_all(slack(archive))
     assert {k: v.digest for k, v in from_zip.items()} == {k: v.digest for k, v in from_folder.items()}
-    assert set(failed) == {*hostile, "general/2016-03-03.json"}
+    assert set(failed) == {*hostile, "general/2016-03-02.json", "general/2016-03-03.json"}
     assert all(failed[name].startswith("refused: unsafe path") for name in hostile)
     assert not (tmp_path.parent / "evil").exists() and not (tmp_path / "up.json").exists()
 
@@ -363,8 +369,8 @@ def test_ingest_search_and_incremental_reingest(tmp_path, embedder):
         "acme", export, workspace_url=WORKSPACE, private=True, access=["staff"])))
     counting = CountingEmbedder(embedder)
     first = ingest(config, embedder=counting).sources["acme"]
-    assert (first.added, first.failed) == (6, 1)
-    assert first.failures[0][0] == "general/2016-03-03.json"
+    assert (first.added, first.failed) == (6, 2)
+    assert {nid for nid, _ in first.failures} == {"general/2016-03-02.json", "general/2016-03-03.json"}
 
     searcher = Searcher(config, embedder)
     hit = searcher.search("how often does the pager rotation change hands", limit=3)[0]
