@@ -48,11 +48,15 @@ def connector(settings: Settings, context: ConnectorContext | None = None) -> Me
 class MeetingsConnector:
     def __init__(self, settings: Settings, context: ConnectorContext):
         self.settings = settings
+        self.context = context
         self.transcriber = Transcriber(
             settings.whisper_model, settings.language, settings.device, settings.compute_type, settings.beam_size,
             cache_dir=context.workdir / "transcripts" if context.workdir else None,
-            note=lambda line: context.note(f"{settings.name}: {line}"),
+            note=self.note,
         )
+
+    def note(self, line: str) -> None:
+        self.context.note(f"{self.settings.name}: {line}")
 
     def items(self) -> Iterator[Item]:
         listed = [i for i in walk_files(self.settings.path, self.settings.include, self.settings.exclude)
@@ -62,12 +66,12 @@ class MeetingsConnector:
             if item.path in sidecars:
                 continue  # read as part of its recording's meeting
             if _is_media(item.path):
-                # What the meeting's words come from is part of the stamp: the sidecar transcript, or
+                # What the meeting's words come from is part of the stamp: the sidecar transcript and
                 # the transcription settings, so changing either reloads the meeting.
                 sidecar = _sidecar(item.path)
                 stat = sidecar.stat() if sidecar else None
-                extra = f"{stat.st_size}:{stat.st_mtime_ns}" if stat else self.transcriber.key
-                item = Item(item.native_id, f"{item.stamp}+{extra}", item.path)
+                extra = f"+{stat.st_size}:{stat.st_mtime_ns}" if stat else ""
+                item = Item(item.native_id, f"{item.stamp}{extra}+{self.transcriber.key}", item.path)
             yield item
 
     def digest(self, item: Item) -> str:
@@ -76,8 +80,8 @@ class MeetingsConnector:
         return self._media_digest(file_digest(item.path), _sidecar(item.path))
 
     def _media_digest(self, audio_hash: str, sidecar: Path | None) -> str:
-        extra = file_digest(sidecar) if sidecar else self.transcriber.key
-        return hashlib.sha256(f"{audio_hash}+{extra}".encode()).hexdigest()
+        extra = f"+{file_digest(sidecar)}" if sidecar else ""
+        return hashlib.sha256(f"{audio_hash}{extra}+{self.transcriber.key}".encode()).hexdigest()
 
     def load(self, item: Item) -> Document:
         path = item.path
@@ -87,14 +91,22 @@ class MeetingsConnector:
             return self._document(item, transcripts.read(path), file_digest(path))
         audio_hash = file_digest(path)  # hashed once: the cache key and the document digest both use it
         sidecar = _sidecar(path)
-        if sidecar is not None:
-            transcript = transcripts.read(sidecar)
-        else:
+        transcript = self._read_sidecar(sidecar, item) if sidecar is not None else None
+        if transcript is None:
             result = self.transcriber.transcribe(path, audio_hash, item.native_id)
             if not result.segments:
                 raise ItemError(f"no speech found in {result.duration:.0f} s of audio (silence or noise only)")
             transcript = Transcript(result.segments)
         return self._document(item, transcript, self._media_digest(audio_hash, sidecar))
+
+    def _read_sidecar(self, sidecar: Path, item: Item) -> Transcript | None:
+        """The sidecar's transcript; None (the recording is transcribed) when the file beside it is
+        something else, such as meeting notes or a chat log saved under the recording's name."""
+        try:
+            return transcripts.read(sidecar)
+        except ItemError as exc:
+            self.note(f"{item.native_id}: {sidecar.name} beside it is not used ({exc}); transcribing the recording")
+            return None
 
     def _document(self, item: Item, transcript: Transcript, digest: str) -> Document:
         path = item.path

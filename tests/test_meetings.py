@@ -146,6 +146,18 @@ def test_a_sidecar_transcript_wins_over_transcribing(tmp_path):
     assert block.citation.uri.endswith("inaugural.flac#t=00:00")  # the recording is what a person plays
 
 
+def test_notes_beside_a_recording_do_not_stop_its_transcription(tmp_path):
+    for name in ("LDC93S1.wav", "LDC93S1.txt"):  # the .txt is the clip's human reference: not a transcript
+        shutil.copy(shared("audio", "deepspeech-smoke", name), tmp_path / name)
+    noted: list[str] = []
+    meetings = MeetingsConnector(Settings(name="meetings", kind="meetings", path=tmp_path),
+                                 ConnectorContext(note=noted.append))
+    loaded, failed = load_all(meetings)
+    assert failed == {} and list(loaded) == ["LDC93S1.wav"]
+    assert words(loaded["LDC93S1.wav"].blocks[0].text)[:3] == ["she", "had", "your"]
+    assert any("LDC93S1.txt beside it is not used (not a transcript" in line for line in noted)
+
+
 def test_the_transcript_cache_survives_and_a_broken_entry_is_redone(tmp_path):
     path = shared("audio", "deepspeech-smoke", "LDC93S1.wav")
     first = Transcriber(cache_dir=tmp_path)
