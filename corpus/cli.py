@@ -68,6 +68,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the hits as a JSON array")
     p.set_defaults(run=_search)
 
+    p = sub.add_parser("check", help="onboarding coverage: does the corpus answer these questions?",
+                       description="Questions come from Markdown (headings are sections, list items questions, "
+                       "indented 'source: NAME' / 'answer: TEXT' sub-items), YAML or TOML ([[questions]] with "
+                       "question, section, source, answer).")
+    p.add_argument("questions", type=Path, help="a .md, .yaml or .toml file of questions")
+    p.add_argument("--report", type=Path, metavar="FILE", help="write a report: Markdown, or HTML for .html")
+    p.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
+    p.add_argument("--min-coverage", type=_share, metavar="X",
+                   help="exit with status 1 when coverage is below X (0.8 or 80%%)")
+    p.add_argument("--offline", action="store_true", help="use the offline rule even when an API key is set")
+    p.add_argument("--depth", type=int, default=5, help="passages read per question (default 5)")
+    p.set_defaults(run=_check)
+
     p = sub.add_parser("serve", help="run the MCP server (stdio by default)")
     p.add_argument("--http", action="store_true", help="streamable HTTP instead of stdio")
     p.add_argument("--host", help="HTTP listen address (default from [server], else 127.0.0.1)")
@@ -93,6 +106,17 @@ def _date(value: str) -> datetime:
         return datetime.fromisoformat(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _share(value: str) -> float:
+    try:
+        number = float(value.rstrip("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a share like 0.8 or 80%") from None
+    share = number / 100 if value.endswith("%") or number > 1 else number
+    if not 0 <= share <= 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not between 0 and 100%")
+    return share
 
 
 def _ingest(config, args) -> int:
@@ -178,6 +202,56 @@ def _search(config, args) -> int:
                       f"{_escape(hit.citation)}[/dim]{notes}")
     Console().print(table)
     return 0
+
+
+def _check(config, args) -> int:
+    from corpus.claude import Claude
+    from ingest.embedder import one_thread_per_query
+    from server.check import check
+    from server.check_report import write_report
+    from server.questions import load_questions
+    from server.search import Searcher
+
+    questions = load_questions(args.questions)
+    if not 1 <= args.depth <= 20:
+        raise CorpusError("--depth must be between 1 and 20")
+    one_thread_per_query()
+    searcher = Searcher(config)
+    if searcher.replica.snapshot() is None:
+        raise CorpusError("nothing is ingested yet; run `corpus ingest` first")
+    claude = Claude(config.claude, offline="--offline" if args.offline else None)
+    result = check(searcher, questions, claude, depth=args.depth)
+    if args.report:
+        write_report(result, args.report, title=f"Onboarding coverage: {args.questions.name}")
+    if args.json:
+        print(json.dumps(result.as_dict(), ensure_ascii=False, indent=2, default=str))
+    else:
+        _print_check(result)
+        if args.report:
+            print(f"report: {args.report}")
+    if args.min_coverage is not None and result.coverage() < args.min_coverage:
+        print(f"coverage {result.coverage():.0%} is below --min-coverage {args.min_coverage:.0%}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _print_check(result) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    colour = {"answered": "green", "partly": "yellow", "missing": "red"}
+    table = Table(title=f"coverage {result.coverage():.0%}: {result.count('answered')} answered, "
+                        f"{result.count('partly')} partly, {result.count('missing')} missing", title_justify="left")
+    for column in ("question", "verdict", "best evidence", "signals"):
+        table.add_column(column)
+    for outcome in result.outcomes:
+        best = outcome.quotes[0].citation_label if outcome.quotes else \
+            (outcome.evidence[0].citation_label if outcome.evidence else "-")
+        table.add_row(_escape(outcome.question.text), f"[{colour[outcome.verdict]}]{outcome.verdict}[/]",
+                      _escape(best), _escape(outcome.brief))
+    console = Console()
+    console.print(table)
+    console.print(f"mode: {result.mode}", markup=False, highlight=False)
 
 
 def _escape(text: str) -> str:

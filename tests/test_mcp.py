@@ -58,7 +58,7 @@ async def _stdio_session(config: Path, body):
 def test_stdio_tools_search_fetch_and_sources(served):
     async def body(session: ClientSession):
         tools = {t.name: t for t in (await session.list_tools()).tools}
-        assert set(tools) == {"search", "fetch", "list_sources"}
+        assert set(tools) == {"search", "fetch", "list_sources", "check_questions"}
         assert all(t.annotations.read_only_hint for t in tools.values())
         assert "query" in tools["search"].input_schema["required"]
         assert "hits" in tools["search"].output_schema["properties"]
@@ -104,6 +104,29 @@ def test_stdio_bad_calls_are_tool_errors_that_say_what_to_do(served):
     assert asyncio.run(_stdio_session(served, body))
 
 
+def test_stdio_onboarding_check_tool_and_prompt(served):
+    async def body(session: ClientSession):
+        questions = ["Which team owns billing-api?", "What is the salary band for an L3 engineer?"]
+        result = await session.call_tool("check_questions", {"questions": questions})
+        assert not result.is_error
+        outcomes = result.structured_content["outcomes"]
+        assert [o["question"]["text"] for o in outcomes] == questions
+        assert outcomes[0]["verdict"] == "answered"
+        assert outcomes[0]["evidence"][0]["citation"].endswith("ledgerline-architecture.docx")
+        assert "offline verdict: answered" in result.content[0].text and "cite: " in result.content[0].text
+        assert (await session.call_tool("check_questions", {"questions": []})).is_error
+
+        prompts = {p.name: p for p in (await session.list_prompts()).prompts}
+        prompt = await session.get_prompt("onboarding_check", {"questions": "- Who approves expenses?"})
+        assert "onboarding_check" in prompts
+        text = prompt.messages[0].content.text
+        assert "check_questions" in text and "never answer from your own knowledge" in text
+        assert text.endswith("- Who approves expenses?")
+        return True
+
+    assert asyncio.run(_stdio_session(served, body))
+
+
 @pytest.fixture(scope="module")
 def http_server(served):
     port = free_port()
@@ -117,18 +140,23 @@ def http_server(served):
     assert list((served.parent / "store").glob("reader-*")) == []  # SIGTERM still removes the private copy
 
 
-async def _http_sources(url: str, token: str, query: str) -> set[str]:
+async def _http_sources(url: str, token: str, query: str) -> tuple[set[str], set[str]]:
+    """Sources seen by a search and by an onboarding check of the same query, with this token."""
     async with create_mcp_http_client(headers={"Authorization": f"Bearer {token}"}) as http, \
             streamable_http_client(url, http_client=http) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
         result = await session.call_tool("search", {"query": query, "limit": 20})
-        assert not result.is_error
-        return {h["source"] for h in result.structured_content["hits"]}
+        checked = await session.call_tool("check_questions", {"questions": [query]})
+        assert not result.is_error and not checked.is_error
+        return ({h["source"] for h in result.structured_content["hits"]},
+                {e["source"] for e in checked.structured_content["outcomes"][0]["evidence"]})
 
 
 def test_http_requires_a_token_and_applies_its_access_groups(http_server):
-    assert "hr" in asyncio.run(_http_sources(http_server, TOKEN_HR, "engineering salary band"))
-    assert "hr" not in asyncio.run(_http_sources(http_server, TOKEN_ENG, "engineering salary band"))
+    searched, checked = asyncio.run(_http_sources(http_server, TOKEN_HR, "engineering salary band"))
+    assert "hr" in searched and "hr" in checked
+    searched, checked = asyncio.run(_http_sources(http_server, TOKEN_ENG, "engineering salary band"))
+    assert "hr" not in searched and "hr" not in checked
 
     initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
@@ -155,7 +183,8 @@ def test_the_mcp_inspector_cli_lists_and_calls_the_tools(served):
             sys.executable, "-m", "corpus.cli", "serve"]
     listed = subprocess.run([*base, "--method", "tools/list"], capture_output=True, text=True, timeout=600)
     assert listed.returncode == 0, listed.stderr
-    assert {t["name"] for t in json.loads(listed.stdout)["tools"]} == {"search", "fetch", "list_sources"}
+    assert {t["name"] for t in json.loads(listed.stdout)["tools"]} == {"search", "fetch", "list_sources",
+                                                                       "check_questions"}
     called = subprocess.run([*base, "--method", "tools/call", "--tool-name", "search", "--tool-arg",
                              "query=which team owns billing-api", "--tool-arg", "limit=2"],
                             capture_output=True, text=True, timeout=600)

@@ -1,0 +1,139 @@
+"""`corpus check`: question files, the offline rule, Claude's judgement through the stub, reports, exit codes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from anthropic_stub import KEY, MessagesStub
+from conftest import REPO, SAMPLE, docs_source, write_config
+
+from corpus.claude import Claude
+from corpus.cli import main
+from corpus.config import load_config
+from corpus.errors import ConfigError
+from ingest.pipeline import ingest
+from ingest.progress import Progress
+from server.check import check
+from server.questions import Question, load_questions
+from server.search import Searcher
+
+QUESTIONS = REPO / "sample" / "questions" / "northwind.md"
+
+
+def test_question_files_in_markdown_yaml_and_toml(tmp_path):
+    md = load_questions(QUESTIONS)
+    assert md[0] == Question("How does the on-call hand-off work?", "Engineering")
+    meal = next(q for q in md if q.text.startswith("What is the meal"))
+    assert (meal.section, meal.answer) == ("People", "45 EUR per day")
+    assert next(q for q in md if q.text.startswith("How much")).source == "handbook"
+
+    (tmp_path / "q.yaml").write_text("IT:\n  - How often do we get a new laptop?\n  - question: Who runs IT?\n"
+                                     "    source: handbook\n")
+    assert load_questions(tmp_path / "q.yaml") == [Question("How often do we get a new laptop?", "IT"),
+                                                   Question("Who runs IT?", "IT", source="handbook")]
+    (tmp_path / "q.toml").write_text('[[questions]]\nquestion = "Who runs IT?"\nanswer = "Rafael"\n')
+    assert load_questions(tmp_path / "q.toml") == [Question("Who runs IT?", answer="Rafael")]
+
+    (tmp_path / "bad.toml").write_text('[[questions]]\nquestion = "Who?"\nexpected = "x"\n')
+    with pytest.raises(ConfigError, match=r"bad.toml: question 1: unknown key 'expected'"):
+        load_questions(tmp_path / "bad.toml")
+    (tmp_path / "empty.md").write_text("# Nothing here\n\nJust prose.\n")
+    with pytest.raises(ConfigError, match="no questions found"):
+        load_questions(tmp_path / "empty.md")
+    (tmp_path / "q.csv").write_text("question\nWho?\n")
+    with pytest.raises(ConfigError, match="must be a .md, .yaml or .toml"):
+        load_questions(tmp_path / "q.csv")
+
+
+@pytest.fixture(scope="module")
+def sample_corpus(tmp_path_factory, embedder):
+    folder = tmp_path_factory.mktemp("check")
+    config = load_config(write_config(folder, docs_source("handbook", SAMPLE)))
+    ingest(config, embedder=embedder, progress=Progress(interval=999))
+    searcher = Searcher(config, embedder)
+    yield config, searcher
+    searcher.replica.close()
+
+
+QUIZ = [
+    Question("Which team owns billing-api?"),
+    Question("What is the meal expense limit when travelling?", answer="45 EUR per day"),
+    Question("What is the meal expense limit when travelling?", answer="30 EUR per day", source="handbook"),
+    Question("How do I apply for a parking permit for my electric scooter on Mars?"),
+    Question("Who is the owner of billing-api?", source="elsewhere"),
+]
+
+
+def test_offline_verdicts_follow_the_evidence_and_say_why(sample_corpus):
+    _, searcher = sample_corpus
+    result = check(searcher, QUIZ, Claude(load_config_claude(), environ={}))
+    verdicts = [o.verdict for o in result.outcomes]
+    assert verdicts == ["answered", "answered", "partly", "missing", "partly"]
+    owns = result.outcomes[0]
+    assert owns.evidence[0].citation.endswith("ledgerline-architecture.docx")
+    assert owns.evidence[0].found_by == "dense and keyword" and owns.evidence[0].similarity > 0.5
+    assert "100% of the expected answer's words" in " ".join(result.outcomes[1].reasons)
+    assert "expected source 'elsewhere' is not among the top passages" in result.outcomes[4].reasons
+    assert result.coverage() == pytest.approx((1 + 1 + 0.5 + 0 + 0.5) / 5)
+    assert result.mode.startswith("offline (no API key") and "retrieval evidence only" in result.mode
+
+
+def load_config_claude(**update):
+    from corpus.config import ClaudeSettings
+
+    return ClaudeSettings(max_retries=0, **update)
+
+
+def test_claude_answers_with_verbatim_quotes_or_is_not_trusted(sample_corpus):
+    _, searcher = sample_corpus
+
+    def reply(body):
+        prompt = body["messages"][0]["content"]
+        if "Which team owns billing-api" in prompt:
+            passage = prompt.split("<passage>\n", 1)[1].split("\n</passage>")[0]
+            words = " ".join(passage.split()[:8])
+            return json.dumps({"verdict": "answered", "answer": "The Payments team.",
+                               "quotes": [{"passage": 1, "text": words}]})
+        if "meal" in prompt:
+            return json.dumps({"verdict": "answered", "answer": "100 EUR.",
+                               "quotes": [{"passage": 1, "text": "meals are covered up to 100 EUR per day"}]})
+        if "Mars" in prompt:
+            return json.dumps({"verdict": "missing", "answer": "Probably at the front desk.", "quotes": []})
+        return "Sure! The answer is in passage 2."
+
+    with MessagesStub(reply) as stub:
+        claude = Claude(load_config_claude(base_url=stub.url), environ={"ANTHROPIC_API_KEY": KEY})
+        result = check(searcher, QUIZ, claude)
+    owns, meal, _, mars, malformed = result.outcomes
+    assert owns.judged_by == "claude" and owns.verdict == "answered" and owns.answer == "The Payments team."
+    assert len(owns.quotes) == 1 and owns.quotes[0].citation.endswith("ledgerline-architecture.docx")
+    assert meal.judged_by == "offline"  # an invented quote is not evidence
+    assert "Claude's quotes were not found in the passages" in meal.reasons[0]
+    assert mars.judged_by == "claude" and mars.verdict == "missing" and mars.answer is None
+    assert malformed.judged_by == "offline" and "malformed reply" in result.mode
+    assert "<passage>" in stub.requests[0]["messages"][0]["content"]
+
+
+def test_cli_reports_json_and_min_coverage(sample_corpus, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    config, _ = sample_corpus
+    base = ["--config", str(config.root / "corpus.toml"), "check", str(QUESTIONS)]
+    assert main([*base, "--report", str(tmp_path / "r.md")]) == 0
+    out = capsys.readouterr().out
+    assert "coverage" in out and "mode: offline (no API key" in out
+    markdown = (tmp_path / "r.md").read_text()
+    assert markdown.index("## Coverage by section") < markdown.index("## Questions, gaps first")
+    first_question = markdown.split("## Questions, gaps first", 1)[1]
+    assert first_question.index("❌ missing") < first_question.index("✅ answered")  # gaps first
+
+    assert main([*base, "--report", str(tmp_path / "r.html"), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert len(data["questions"]) == 10 and 0 < data["coverage"] < 1
+    page = (tmp_path / "r.html").read_text()
+    assert page.startswith("<!doctype html>") and "<script" not in page and "Coverage by section" in page
+
+    assert main([*base, "--min-coverage", "99%"]) == 1
+    assert "is below --min-coverage 99%" in capsys.readouterr().err
+    assert main([*base, "--min-coverage", "0.1"]) == 0
+
