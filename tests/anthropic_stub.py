@@ -98,3 +98,15 @@ def message(request: dict, text: str, seen: set[str]) -> dict:
 
 def error(kind: str, text: str) -> dict:
     return {"type": "error", "error": {"type": kind, "message": text}}
+
+
+if __name__ == "__main__":  # a stub to try `[claude]` by hand: python tests/anthropic_stub.py
+    import time
+
+    with MessagesStub(lambda body: "This passage is part of the document, situated for search.") as stub:
+        print(f"Messages API stub on {stub.url}; key {KEY}. Ctrl-C stops it.", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass

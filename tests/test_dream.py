@@ -131,3 +131,6 @@ def test_cli_writes_a_report_and_undo_says_what_it_removed(corpus, capsys, monke
     assert "**older**: “Travel policy 2024”, 2024-02-01" in text
     assert main(["--config", str(config_file), "dream", "--undo"]) == 0
     assert "removed 6 annotation(s)" in capsys.readouterr().out
+    assert main(["--config", str(config_file), "ingest", "--dream"]) == 0  # nothing changed; undo reset the runs
+    assert "dream, offline (no API key" in capsys.readouterr().out
+    assert "## Superseded facts (1)" in (corpus.store_path / "dream-report.md").read_text()
