@@ -29,7 +29,6 @@ FILLERS = {"you", "thank you", "thanks", "thanks for watching", "thank you for w
 FILLER_NO_SPEECH = 0.4
 REPEATS = 2  # a segment identical to the two before it is a decoding loop, not speech
 _NON_SPEECH = re.compile(r"^\s*(?:[\[(♪*][^\])]*[\])♪*]\s*)+$")  # "[Music]", "(applause)", "♪ ♪"
-SEED = 20261123
 # Bump when the filtering below changes what is kept, so cached transcripts are redone.
 FILTER_VERSION = 1
 
@@ -98,7 +97,6 @@ class Transcriber:
         import av
 
         model = self.model
-        seed_sampling()
         started = time.monotonic()
         try:
             segments, info = model.transcribe(str(path), **self.options)
@@ -148,14 +146,6 @@ class Transcriber:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
         os.replace(tmp, path)
-
-
-def seed_sampling() -> None:
-    """Fix the random generator that Whisper's temperature fallback samples from: the same audio and
-    settings then give the same words on every run, which is what the cache assumes."""
-    import ctranslate2
-
-    ctranslate2.set_random_seed(SEED)
 
 
 def _keep(segment) -> bool:

@@ -16,7 +16,7 @@ from connectors.base import ConnectorContext, file_digest
 from connectors.meetings import MeetingsConnector, Settings
 from connectors.whisper import Transcriber
 from corpus.config import load_config
-from corpus.errors import ItemError
+from corpus.errors import ConfigError, ItemError
 from ingest.pipeline import ingest
 from server.search import Filters, Searcher
 from tests.conftest import shared, write_config
@@ -215,3 +215,16 @@ def test_meetings_end_to_end_search_people_and_reingest(tmp_path, embedder):
     changed = ingest(config, embedder=embedder).sources["meetings"]
     assert (changed.updated, changed.unchanged) == (2, 1)  # the recordings; the Teams transcript stays
     assert whisper.TOTALS.transcribed - before == 3
+
+
+def test_meeting_options_are_checked_like_every_other_key(tmp_path):
+    (tmp_path / "recordings").mkdir()
+    source = '[[sources]]\nname = "m"\nkind = "meetings"\npath = "recordings"\nwhisper_modle = "tiny.en"\n'
+    with pytest.raises(ConfigError, match=r"corpus.toml:8: sources\[0\].whisper_modle: unknown key"):
+        load_config(write_config(tmp_path, source))
+
+
+def test_a_model_that_is_not_here_is_a_config_error_not_a_download(no_network):
+    with pytest.raises(ConfigError, match="whisper_model 'large-v3' cannot be loaded"):
+        _ = Transcriber(model="large-v3").model
+    assert no_network == []
