@@ -26,3 +26,4 @@ test: setup
 
 bench: setup
 	$(PY) bench/ingest_throughput.py
+	$(PY) bench/transcription.py
