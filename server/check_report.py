@@ -13,7 +13,6 @@ from pathlib import Path
 from server.check import CheckResult, Outcome
 
 ORDER = {"missing": 0, "partly": 1, "answered": 2}
-MARK = {"answered": "✅ answered", "partly": "🟡 partly", "missing": "❌ missing"}
 
 
 def write_report(result: CheckResult, path: Path, title: str) -> None:
@@ -44,7 +43,7 @@ def to_markdown(result: CheckResult, title: str) -> str:
     lines += ["", "## Questions, gaps first", ""]
     for n, outcome in enumerate(_ordered(result), start=1):
         q = outcome.question
-        lines += [f"### {n}. {q.text}", "", f"**{MARK[outcome.verdict]}** ({outcome.judged_by})"
+        lines += [f"### {n}. {q.text}", "", f"**{outcome.verdict.upper()}** ({outcome.judged_by})"
                   + (f" · section: {q.section}" if q.section else ""), ""]
         if q.source or q.answer:
             lines += [f"- expected: {', '.join(filter(None, [q.source and f'source {q.source}', q.answer]))}"]
@@ -63,7 +62,8 @@ def to_markdown(result: CheckResult, title: str) -> str:
 
 STYLE = """body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}
-td:first-child,th:first-child{text-align:left}.missing{color:#b00020}.partly{color:#a66b00}.answered{color:#1b7a1b}
+td:first-child,th:first-child{text-align:left}.badge{color:#fff;border-radius:.3rem;padding:.05rem .45rem}
+.missing{background:#b00020}.partly{background:#a66b00}.answered{background:#1b7a1b}
 section{border-top:1px solid #ddd;padding:.5rem 0}blockquote{margin:.3rem 0 .3rem 1rem;color:#555}
 .why{color:#555;font-size:90%}.bar{background:#eee;height:.8rem;width:12rem;display:inline-block}
 .bar span{background:#1b7a1b;height:100%;display:block}"""
@@ -89,7 +89,7 @@ def to_html(result: CheckResult, title: str) -> str:
     parts.append("</table><h2>Questions, gaps first</h2>")
     for outcome in _ordered(result):
         q = outcome.question
-        parts.append(f"<section><h3>{e(q.text)}</h3><p class={outcome.verdict}><b>{MARK[outcome.verdict]}</b> "
+        parts.append(f"<section><h3>{e(q.text)}</h3><p><b class='badge {outcome.verdict}'>{outcome.verdict}</b> "
                      f"({e(outcome.judged_by)}){' · ' + e(q.section) if q.section else ''}</p>")
         if outcome.answer:
             parts.append(f"<p>{e(outcome.answer)}</p>")

@@ -125,7 +125,7 @@ def test_cli_reports_json_and_min_coverage(sample_corpus, tmp_path, capsys, monk
     markdown = (tmp_path / "r.md").read_text()
     assert markdown.index("## Coverage by section") < markdown.index("## Questions, gaps first")
     first_question = markdown.split("## Questions, gaps first", 1)[1]
-    assert first_question.index("❌ missing") < first_question.index("✅ answered")  # gaps first
+    assert first_question.index("**MISSING**") < first_question.index("**ANSWERED**")  # gaps first
 
     assert main([*base, "--report", str(tmp_path / "r.html"), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
