@@ -28,6 +28,8 @@ from corpus.records import Block, Citation, Document, Item, Locator, document_id
 MEDIA = {".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".opus", ".wma", ".webm", ".mp4", ".mkv", ".mov",
          ".avi"}
 TURN_SECONDS = 90.0  # one speaker's consecutive segments form a block, cut at this length
+TURN_WORDS = 150  # or at about this many words: ~200 word pieces, so a block fits the model's 256 with its header
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 class Settings(SourceSettings):
@@ -35,7 +37,7 @@ class Settings(SourceSettings):
     include: tuple[str, ...] = ()  # globs relative to path; empty: every recording and transcript
     exclude: tuple[str, ...] = ()
     whisper_model: str = Field(default=PACKAGED, description="faster-whisper size name or local CTranslate2 folder")
-    language: str | None = "en"
+    language: str = Field(default="en", description='"auto": detected per recording')
     device: str = "auto"
     compute_type: str | None = Field(default=None, description="default: int8 on CPU, float16 on GPU")
     beam_size: int = Field(default=5, ge=1, le=20)
@@ -50,7 +52,8 @@ class MeetingsConnector:
         self.settings = settings
         self.context = context
         self.transcriber = Transcriber(
-            settings.whisper_model, settings.language, settings.device, settings.compute_type, settings.beam_size,
+            settings.whisper_model, None if settings.language == "auto" else settings.language, settings.device,
+            settings.compute_type, settings.beam_size,
             cache_dir=context.workdir / "transcripts" if context.workdir else None,
             note=self.note,
         )
@@ -138,19 +141,40 @@ class MeetingsConnector:
         )
 
 
-def turns(segments: list[Segment], window: float = TURN_SECONDS) -> list[tuple[str | None, float, float, str]]:
-    """(speaker, start, end, text): one speaker's consecutive segments merged, cut every ``window`` seconds.
+def turns(segments: list[Segment], window: float = TURN_SECONDS,
+          max_words: int = TURN_WORDS) -> list[tuple[str | None, float, float, str]]:
+    """(speaker, start, end, text): one speaker's consecutive segments merged, cut every ``window`` seconds
+    or ``max_words`` words.
 
-    A block is then a stretch of one person talking, and its citation lands close to any sentence in it.
+    A block is then a stretch of one person talking, its citation lands close to any sentence in it, and
+    it fits a chunk whole, so no chunk starts mid-turn without the speaker's name. A long segment (a Teams
+    turn of several minutes) is cut at sentence ends; its parts keep the turn's times.
     """
     merged: list[tuple[str | None, float, float, list[str]]] = []
     for s in segments:
-        last = merged[-1] if merged else None
-        if last is not None and last[0] == s.speaker and s.end - last[1] <= window:
-            merged[-1] = (last[0], last[1], max(last[2], s.end), [*last[3], s.text])
-        else:
-            merged.append((s.speaker, s.start, s.end, [s.text]))
+        for part in _sentence_groups(s.text, max_words):
+            last = merged[-1] if merged else None
+            if (last is not None and last[0] == s.speaker and s.end - last[1] <= window
+                    and sum(len(t.split()) for t in last[3]) + len(part.split()) <= max_words):
+                merged[-1] = (last[0], last[1], max(last[2], s.end), [*last[3], part])
+            else:
+                merged.append((s.speaker, s.start, s.end, [part]))
     return [(speaker, start, end, " ".join(texts)) for speaker, start, end, texts in merged]
+
+
+def _sentence_groups(text: str, max_words: int) -> list[str]:
+    """Consecutive sentences packed up to ``max_words``; a longer sentence stays whole (the chunker cuts it)."""
+    groups: list[list[str]] = []
+    count = 0
+    for sentence in _SENTENCE_END.split(text):
+        words = len(sentence.split())
+        if groups and count + words <= max_words:
+            groups[-1].append(sentence)
+            count += words
+        else:
+            groups.append([sentence])
+            count = words
+    return [" ".join(g) for g in groups]
 
 
 def clock(seconds: float) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
@@ -18,6 +19,7 @@ from connectors.whisper import Transcriber
 from corpus.config import load_config
 from corpus.errors import ConfigError, ItemError
 from ingest.pipeline import ingest
+from ingest.progress import Progress
 from server.search import Filters, Searcher
 from tests.conftest import shared, write_config
 
@@ -184,8 +186,11 @@ def test_meetings_end_to_end_search_people_and_reingest(tmp_path, embedder):
     config = load_config(write_config(tmp_path, source))
 
     before = whisper.TOTALS.transcribed
-    first = ingest(config, embedder=embedder).sources["meetings"]
+    log = io.StringIO()
+    first = ingest(config, embedder=embedder, progress=Progress(stream=log)).sources["meetings"]
     assert (first.added, first.failed) == (3, 2)
+    assert "meetings: phone-call.wav: transcribed 0.5 min of audio in" in log.getvalue()
+    assert "x real time" in log.getvalue()
     failures = dict(first.failures)
     assert failures["silence.wav"].startswith("no speech found")
     assert failures["20201217_ChatTranscript.txt"].startswith("not a transcript")
@@ -202,6 +207,8 @@ def test_meetings_end_to_end_search_people_and_reingest(tmp_path, embedder):
     assert any("summer" in h.text.lower() for h in summer)
     assert all("#t=" in h.citation and "20240718_ChatTranscript.md" in h.citation for h in summer)
     assert summer[0].date == "2024-07-18"
+    # every turn in a hit says who spoke, also where a long turn continues into the next chunk
+    assert all(any(line.startswith(f"{p}: ") for p in h.people) for h in summer for line in h.text.splitlines())
     assert searcher.search("summer hours", filters=Filters(people=["Diane"])) == []  # nobody named in a recording
 
     before = whisper.TOTALS.transcribed

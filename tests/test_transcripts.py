@@ -123,3 +123,11 @@ def test_turns_merge_one_speakers_segments_and_cut_long_monologues():
     assert got[1] == ("B", 9, 12, "Yes.")
     assert [(g[0], g[1]) for g in got[2:]] == [("A", 12), ("A", 102)]  # 120 s of A, cut at 90 s
     assert clock(754.9) == "12:34" and clock(3723) == "01:02:03"
+
+
+def test_a_long_turn_is_cut_at_sentence_ends_and_keeps_its_times():
+    sentence = "We shipped the adapters module and renamed it for the preview release today."  # 13 words
+    parts = turns([Segment(60, 240, " ".join([sentence] * 30), "Sid")], max_words=150)
+    assert len(parts) == 3 and all((p[0], p[1], p[2]) == ("Sid", 60, 240) for p in parts)
+    assert all(len(p[3].split()) <= 150 and p[3].endswith("today.") for p in parts)
+    assert " ".join(p[3] for p in parts) == " ".join([sentence] * 30)
