@@ -109,8 +109,10 @@ class Transcriber:
                     last_note = time.monotonic()
                     self.note(f"{label}: {segment.end / 60:.1f}/{info.duration / 60:.1f} min of audio, "
                               f"{(last_note - started) / max(segment.end, 1e-9):.2f}x real time")
-        except (av.FFmpegError, IndexError, StopIteration) as exc:
+        except av.FFmpegError as exc:
             raise ItemError(f"cannot decode audio: {_reason(exc)}") from exc
+        except IndexError as exc:  # PyAV's container.streams.audio[0] on a file without one
+            raise ItemError("no audio track (a video without sound?)") from exc
         wall = time.monotonic() - started
         result = Transcription(kept, info.duration)
         self._write_cache(content_hash, result)

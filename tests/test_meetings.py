@@ -88,10 +88,11 @@ def test_silence_yields_no_invented_text(tmp_path):
     assert failed["empty.wav"].startswith("no speech found")
 
 
-def video_with_speech(source: Path, target: Path) -> None:
-    """``source``'s audio as AAC in an MP4 next to a small black video track, as a screen recording would be."""
-    with av.open(str(source)) as audio_in, av.open(str(target), "w") as out:
-        audio = out.add_stream("aac", rate=44100)
+def video_with_speech(source: Path | None, target: Path) -> None:
+    """``source``'s audio as AAC in an MP4 next to a small black video track, as a screen recording would be;
+    no audio track at all when ``source`` is None."""
+    with av.open(str(target), "w") as out:
+        audio = out.add_stream("aac", rate=44100) if source else None
         video = out.add_stream("mpeg4", rate=10)
         video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
         black = np.zeros((48, 64, 3), dtype=np.uint8)
@@ -100,9 +101,12 @@ def video_with_speech(source: Path, target: Path) -> None:
             frame.pts = index
             out.mux(video.encode(frame))
         out.mux(video.encode())
-        for frame in audio_in.decode(audio=0):
-            frame.pts = None
-            out.mux(audio.encode(frame))
+        if audio is None:
+            return
+        with av.open(str(source)) as audio_in:
+            for frame in audio_in.decode(audio=0):
+                frame.pts = None
+                out.mux(audio.encode(frame))
         out.mux(audio.encode())
 
 
@@ -125,11 +129,13 @@ def test_broken_recordings_each_get_one_line_and_the_rest_is_read(tmp_path):
     (tmp_path / "truncated.mp4").write_bytes(data[: len(data) // 2])  # the index (moov) is at the end: lost
     (tmp_path / "notes.mp3").write_text("this is a text file with an audio file's name\n" * 50)
     (tmp_path / "zero.wav").write_bytes(b"")
+    video_with_speech(None, tmp_path / "silent-film.mp4")
     loaded, failed = load_all(connector(tmp_path))
     assert set(loaded) == {"whole.mp4"}
     assert failed["truncated.mp4"].startswith("cannot decode audio: InvalidDataError")
     assert failed["notes.mp3"].startswith("cannot decode audio: InvalidDataError")
     assert failed["zero.wav"] == "empty file"
+    assert failed["silent-film.mp4"] == "no audio track (a video without sound?)"
     assert all("\n" not in reason for reason in failed.values())
 
 
