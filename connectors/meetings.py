@@ -24,7 +24,7 @@ from corpus.config import SourceSettings
 from corpus.errors import ItemError
 from corpus.records import Block, Citation, Document, Item, Locator, document_id
 
-# Containers PyAV decodes that meetings usually come in; other extensions can be added with `include`.
+# Recordings are recognised by these extensions; PyAV decodes whatever codec is inside.
 MEDIA = {".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".opus", ".wma", ".webm", ".mp4", ".mkv", ".mov",
          ".avi"}
 TURN_SECONDS = 90.0  # one speaker's consecutive segments form a block, cut at this length

