@@ -6,6 +6,7 @@ survive, and it is fast enough that parsing never slows embedding down.
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -75,7 +76,8 @@ def parse(text: str) -> MarkdownDoc:
             blocks.append(MarkdownBlock(table, headings))
             continue
         i += 1
-    title = meta.get("title") if isinstance(meta.get("title"), str) else None
+    # Static-site generators render front matter as HTML, so "Logging in &amp; Networks" means "&".
+    title = html.unescape(meta["title"]) if isinstance(meta.get("title"), str) else None
     redirect = meta.get("redirect_to")
     if not blocks and isinstance(redirect, str):
         # A moved page is still an answer to "where is X?": keep where it went.

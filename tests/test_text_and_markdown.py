@@ -37,6 +37,10 @@ def test_front_matter_title_dates_and_people():
     ]
 
 
+def test_front_matter_title_entities_are_decoded_as_the_site_renders_them():
+    assert markdown.parse("---\ntitle: Logging in &amp; Networks\n---\nText.\n").title == "Logging in & Networks"
+
+
 def test_title_falls_back_to_first_heading_and_broken_front_matter_is_ignored():
     doc = markdown.parse("---\n: [unclosed\n---\n## Setup\n\nRun it.\n")
     assert doc.meta == {}
