@@ -29,7 +29,7 @@ MAX_COMPRESSION = 2.4  # gzip ratio of a window's text; above it the window is r
 FILLERS = {"you", "thank you", "thanks", "thanks for watching", "thank you for watching", "bye", "okay", "so"}
 FILLER_NO_SPEECH = 0.4
 REPEATS = 2  # a segment identical to the two before it is a decoding loop, not speech
-_NON_SPEECH = re.compile(r"^\s*(?:[\[(♪*][^\])]*[\])♪*]\s*)+$")  # "[Music]", "(applause)", "♪ ♪"
+_NON_SPEECH = re.compile(r"^\s*(?:(?:\[[^\]]*\]|\([^)]*\)|[♪♫*]+)\s*)+$")  # "[Music]", "(applause) ♪"
 # Bump when the filtering below changes what is kept, so cached transcripts are redone.
 FILTER_VERSION = 1
 

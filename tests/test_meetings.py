@@ -241,3 +241,17 @@ def test_a_model_that_is_not_here_is_a_config_error_not_a_download(no_network):
     with pytest.raises(ConfigError, match="whisper_model 'large-v3' cannot be loaded"):
         _ = Transcriber(model="large-v3").model
     assert no_network == []
+
+
+def test_whisper_inventions_are_dropped_and_speech_is_kept():
+    from faster_whisper.transcribe import Segment as Decoded
+
+    def decoded(text: str, no_speech: float = 0.05, ratio: float = 1.2) -> Decoded:
+        return Decoded(0, 0, 0.0, 1.0, text, [], -0.3, ratio, no_speech, None, 0.0)
+
+    assert not whisper._keep(decoded(" [Music]")) and not whisper._keep(decoded(" (applause) ♪"))
+    assert not whisper._keep(decoded(" you", no_speech=0.7)) and whisper._keep(decoded(" you", no_speech=0.05))
+    assert not whisper._keep(decoded(" Thank you.", no_speech=0.5)) and whisper._keep(decoded(" Thank you all."))
+    assert not whisper._keep(decoded(" the the the the the the the the", ratio=3.1))
+    said = [whisper.Segment(0, 1, "A."), whisper.Segment(1, 2, "a")]
+    assert whisper._loops(said, " A.") and not whisper._loops(said[:1], " A.")
