@@ -1,8 +1,10 @@
 """Do two similar passages say the same thing, contradict each other, or does one supersede the other?
 
-Offline, a conservative rule: facts (numbers with their units, dates, names) are read with the few
-words before them as their subject; two passages disagree when the same subject carries different
-values and neither passage mentions the other's value. A disagreement is a superseded fact when the
+Offline, a conservative rule: facts (amounts with a unit or currency, dates, and names after a role
+such as "owner" or "contact") are read with the few words before them as their subject; two passages
+disagree when the same subject (at least two words in common) carries different values and neither
+passage mentions the other's value. Bare numbers are left alone: they are too often list or section
+numbers. A disagreement is a superseded fact when the
 newer passage says so ("now", "no longer", "as of", "replaces" …), else a contradiction. With Claude,
 Claude reads both passages and decides; a missing or malformed reply falls back to the rule.
 """
@@ -24,10 +26,12 @@ _MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*"
 _DATE = re.compile(
     rf"\b(?:\d{{4}}-\d{{2}}-\d{{2}}|{_MONTH}\.? \d{{1,2}}(?:st|nd|rd|th)?(?:,? \d{{4}})?"
     rf"|\d{{1,2}}(?:st|nd|rd|th)? {_MONTH}(?: \d{{4}})?)\b", re.I)
-_NUMBER = re.compile(
-    r"(?<![\w.])[$€£]?\d[\d,]*(?:\.\d+)?(?:\s?(?:%|percent|days?|weeks?|months?|years?|hours?|minutes?|"
-    r"usd|eur|gbp|dollars?|gb|mb|tb|k)\b)?", re.I)
+_UNITS = r"%|percent|days?|weeks?|months?|years?|hours?|minutes?|usd|eur|gbp|dollars?|euros?|gb|mb|tb"
+_PLURAL_UNITS = frozenset("days weeks months years hours minutes dollars euros".split())
+_AMOUNT = re.compile(rf"(?<![\w.])(?:[$€£]\d[\d,]*(?:\.\d+)?|\d[\d,]*(?:\.\d+)?\s?(?:{_UNITS})(?![\w]))", re.I)
 _NAME = re.compile(r"\b[A-Z][a-z]+(?: [A-Z][a-z]+)+\b")
+_ROLE = frozenset("owner owned owns contact lead leads manager managed approver approves approved responsible "
+                  "maintainer maintained run runs head ask contact".split())
 _WORD = re.compile(r"[a-z][a-z'-]*")
 _CUE = re.compile(r"\b(no longer|now|as of|effective|supersed\w*|replac\w*|updated|changed|previously|instead of|"
                   r"from now on|starting|revised|new policy)\b", re.I)
@@ -58,14 +62,15 @@ NONE = Verdict("none", "")
 @dataclass(frozen=True)
 class _Fact:
     kind: str
-    value: str
-    subject: frozenset[str]
+    value: str  # normalised, for comparing
+    subject: tuple[str, ...]  # the content words just before it, in order
+    shown: str  # as written, for the report
 
 
 def facts(text: str) -> list[_Fact]:
     """Numbers, dates and names with the words just before them as what they are about."""
     taken: list[tuple[int, int, str, str]] = []
-    for kind, pattern in (("date", _DATE), ("number", _NUMBER), ("name", _NAME)):  # dates win over their digits
+    for kind, pattern in (("date", _DATE), ("amount", _AMOUNT), ("name", _NAME)):  # dates win over their digits
         for match in pattern.finditer(text):
             start, end = match.span()
             if not any(s < end and start < e for s, e, _, _ in taken):
@@ -76,9 +81,17 @@ def facts(text: str) -> list[_Fact]:
         window = text[max(previous_end, start - 60):start].lower()  # never the words of the fact before
         previous_end = end
         before = [w for w in _WORD.findall(window) if w not in _STOP]
+        if kind == "name" and not _ROLE & set(before[-3:]):
+            continue  # a capitalised phrase is a person only where a role names it
         if before:
-            found.append(_Fact(kind, " ".join(value.lower().replace(",", "").split()), frozenset(before[-3:])))
+            found.append(_Fact(kind, _normal(value), tuple(before[-3:]), " ".join(value.split())))
     return found
+
+
+def _normal(value: str) -> str:
+    """'12 Weeks', '12 week' and '12weeks' are one value; '3,000' is '3000'."""
+    value = re.sub(r"(\d)\s*([a-z%])", r"\1 \2", value.lower().replace(",", ""))
+    return " ".join(word[:-1] if word in _PLURAL_UNITS else word for word in value.split())
 
 
 def disagreements(a: str, b: str) -> list[str]:
@@ -90,8 +103,9 @@ def disagreements(a: str, b: str) -> list[str]:
         for y in fb:
             if x.kind != y.kind or x.value == y.value or x.value in values_b or y.value in values_a:
                 continue
-            if len(x.subject & y.subject) >= min(2, len(x.subject), len(y.subject)):
-                line = f"{x.value} vs {y.value} (about “{' '.join(sorted(x.subject & y.subject))}”)"
+            shared = [word for word in x.subject if word in y.subject]
+            if len(shared) >= 2:
+                line = f"{x.shown} vs {y.shown} (about “{' '.join(shared)}”)"
                 if line not in found:
                     found.append(line)
     return found
