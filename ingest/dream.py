@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,47 +61,46 @@ def dream(config: Config, *, full: bool = False, offline: bool = False) -> Dream
     """Examine what changed since the last pass (everything with ``full``), record findings, publish."""
     started = time.time()
     claude = Claude(config.claude, offline="--offline" if offline else None)
-    with WriterLock(config.store_path):
-        manifest = Manifest(config.store_path / "manifest.sqlite")
-        try:
-            store = ChunkStore(open_client(config.store_path, config.corpus.url), Embedder(config.embedding.model),
-                               create=False)
-            if store.collection is None:
-                raise CorpusError("nothing is ingested yet; run `corpus ingest` first")
-            since = None if full else annotations.last_run_started(manifest.db)
-            result = DreamResult(mode=claude.mode, since=since)
-            changed = [row[0] for row in manifest.db.execute(
-                "SELECT doc_id FROM documents WHERE pending IS NULL AND ingested_at > ?", (since or 0,))]
-            pairs = _candidates(store, changed, result)
-            judged = claude.map(lambda pair: _judge(claude, *pair), pairs)
-            result.findings = [f for f in judged if f is not None]
-            result.mode = claude.mode  # now with any fallbacks that happened
-            with manifest.db:
-                if full:
-                    manifest.db.execute("DELETE FROM annotations")
-                annotations.add(manifest.db, [a for f in result.findings for a in _annotations(f)])
-                result.seconds = time.time() - started
-                manifest.db.execute("INSERT INTO dream_runs (started, finished, stats) VALUES (?, ?, ?)",
-                                    (started, time.time(), json.dumps(summary_counts(result))))
-            mark_unpublished(config.store_path)
-            publish(config.store_path, with_vectors=not config.corpus.url)
-            return result
-        finally:
-            manifest.close()
+    with _annotating(config) as manifest:
+        store = ChunkStore(open_client(config.store_path, config.corpus.url), Embedder(config.embedding.model),
+                           create=False)
+        if store.collection is None:
+            raise CorpusError("nothing is ingested yet; run `corpus ingest` first")
+        since = None if full else annotations.last_run_started(manifest.db)
+        result = DreamResult(mode=claude.mode, since=since)
+        changed = [row[0] for row in manifest.db.execute(
+            "SELECT doc_id FROM documents WHERE pending IS NULL AND ingested_at > ?", (since or 0,))]
+        pairs = _candidates(store, changed, result)
+        judged = claude.map(lambda pair: _judge(claude, *pair), pairs)
+        result.findings = [f for f in judged if f is not None]
+        result.mode = claude.mode  # now with any fallbacks that happened
+        with manifest.db:
+            if full:
+                manifest.db.execute("DELETE FROM annotations")
+            annotations.add(manifest.db, [a for f in result.findings for a in _annotations(f)])
+            result.seconds = time.time() - started
+            manifest.db.execute("INSERT INTO dream_runs (started, finished, stats) VALUES (?, ?, ?)",
+                                (started, time.time(), json.dumps(summary_counts(result))))
+        return result
 
 
 def undo(config: Config) -> int:
     """Remove every annotation dreaming made; returns how many."""
+    with _annotating(config) as manifest, manifest.db:
+        return annotations.clear(manifest.db)
+
+
+@contextmanager
+def _annotating(config: Config) -> Iterator[Manifest]:
+    """The manifest under the writer lock; what the block changed is published when it ends without error."""
     with WriterLock(config.store_path):
         manifest = Manifest(config.store_path / "manifest.sqlite")
         try:
-            with manifest.db:
-                removed = annotations.clear(manifest.db)
-            mark_unpublished(config.store_path)
-            publish(config.store_path, with_vectors=not config.corpus.url)
-            return removed
+            yield manifest
         finally:
             manifest.close()
+        mark_unpublished(config.store_path)
+        publish(config.store_path, with_vectors=not config.corpus.url)
 
 
 def summary_counts(result: DreamResult) -> dict:

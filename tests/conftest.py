@@ -49,6 +49,19 @@ def docs_source(name: str, path: Path, **options: object) -> str:
     return "\n".join(lines) + "\n"
 
 
+def load_all(connector) -> tuple[dict, dict]:
+    """Every item a connector lists, loaded: documents by native id, and one-line failures by native id."""
+    from corpus.errors import ItemError
+
+    loaded, failed = {}, {}
+    for item in connector.items():
+        try:
+            loaded[item.native_id] = connector.load(item)
+        except ItemError as exc:
+            failed[item.native_id] = str(exc)
+    return loaded, failed
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from anthropic_stub import KEY, MessagesStub
-from conftest import REPO, SAMPLE, docs_source, write_config
 
 from corpus.claude import Claude
 from corpus.cli import main
@@ -17,6 +15,8 @@ from ingest.progress import Progress
 from server.check import check
 from server.questions import Question, load_questions
 from server.search import Searcher
+from tests.anthropic_stub import KEY, MessagesStub
+from tests.conftest import REPO, SAMPLE, docs_source, write_config
 
 QUESTIONS = REPO / "sample" / "questions" / "northwind.md"
 

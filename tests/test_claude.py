@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import itertools
 
-from anthropic_stub import KEY, Fail, MessagesStub
-
 from corpus.claude import Claude
 from corpus.config import ClaudeSettings
+from tests.anthropic_stub import KEY, Fail, MessagesStub
 
 
 def claude_for(stub: MessagesStub, key: str = KEY, **options) -> Claude:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import sqlite3
 
-from anthropic_stub import KEY, MessagesStub
-from conftest import SAMPLE, docs_source, write_config
-
 from corpus.config import load_config
 from ingest.pipeline import ingest
 from ingest.progress import Progress
+from tests.anthropic_stub import KEY, MessagesStub
+from tests.conftest import SAMPLE, docs_source, write_config
 
 
 def situate(body: dict) -> str:
@@ -66,7 +65,7 @@ def test_without_a_key_ingest_says_so_and_keeps_headers_only(tmp_path, embedder,
 
 
 def test_a_claude_outage_never_blocks_ingest(tmp_path, embedder, monkeypatch):
-    from anthropic_stub import Fail
+    from tests.anthropic_stub import Fail
 
     monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
     with MessagesStub(lambda body: Fail(500)) as stub:

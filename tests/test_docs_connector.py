@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from connectors.docs import DocsConnector, Settings
-from corpus.errors import ItemError
-from tests.conftest import SAMPLE, shared
+from tests.conftest import SAMPLE, load_all, shared
 
 BROKEN = {
     "empty.txt": "empty file",
@@ -24,19 +23,11 @@ def _connector(path, **options) -> DocsConnector:
     return DocsConnector(Settings(name="src", kind="docs", path=path, **options))
 
 
-def _load_all(connector: DocsConnector):
-    loaded, failed = {}, {}
-    for item in connector.items():
-        try:
-            loaded[item.native_id] = connector.load(item)
-        except ItemError as exc:
-            failed[item.native_id] = str(exc)
-    return loaded, failed
 
 
 @pytest.fixture(scope="module")
 def example_docs():
-    return _load_all(_connector(shared("docs", "unstructured-example-docs")))
+    return load_all(_connector(shared("docs", "unstructured-example-docs")))
 
 
 def test_broken_files_each_get_one_clear_reason(example_docs):

@@ -7,8 +7,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from anthropic_stub import KEY, MessagesStub
-from conftest import docs_source, write_config
 
 from corpus.cli import main
 from corpus.config import load_config
@@ -16,6 +14,8 @@ from ingest.dream import dream, undo
 from ingest.pipeline import ingest
 from ingest.progress import Progress
 from server.search import Searcher
+from tests.anthropic_stub import KEY, MessagesStub
+from tests.conftest import docs_source, write_config
 
 FIXTURE = Path(__file__).parent / "fixtures" / "dream"
 

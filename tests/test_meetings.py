@@ -17,11 +17,11 @@ from connectors.base import ConnectorContext, file_digest
 from connectors.meetings import MeetingsConnector, Settings
 from connectors.whisper import Transcriber
 from corpus.config import load_config
-from corpus.errors import ConfigError, ItemError
+from corpus.errors import ConfigError
 from ingest.pipeline import ingest
 from ingest.progress import Progress
 from server.search import Filters, Searcher
-from tests.conftest import shared, write_config
+from tests.conftest import load_all, shared, write_config
 
 
 @pytest.fixture(scope="module")
@@ -42,14 +42,6 @@ def connector(folder: Path, workdir: Path | None = None, **options) -> MeetingsC
                              ConnectorContext(workdir=workdir))
 
 
-def load_all(meetings: MeetingsConnector):
-    loaded, failed = {}, {}
-    for item in meetings.items():
-        try:
-            loaded[item.native_id] = meetings.load(item)
-        except ItemError as exc:
-            failed[item.native_id] = str(exc)
-    return loaded, failed
 
 
 def test_jfk_is_near_perfect(transcriber):

@@ -20,10 +20,10 @@ import pytest
 from connectors.slack import Settings, SlackConnector
 from connectors.slack_text import Names, render
 from corpus.config import load_config
-from corpus.errors import ConfigError, ItemError
+from corpus.errors import ConfigError
 from ingest.pipeline import ingest
 from server.search import Filters, Searcher
-from tests.conftest import shared, write_config
+from tests.conftest import load_all, shared, write_config
 from tests.test_ingest import CountingEmbedder, snapshot
 
 WORKSPACE = "https://acme.slack.com"
@@ -110,14 +110,6 @@ def slack(path: Path, **options) -> SlackConnector:
     return SlackConnector(Settings(name="acme", kind="slack", path=path, **options))
 
 
-def load_all(connector: SlackConnector) -> tuple[dict, dict]:
-    loaded, failed = {}, {}
-    for item in connector.items():
-        try:
-            loaded[item.native_id] = connector.load(item)
-        except ItemError as exc:
-            failed[item.native_id] = str(exc)
-    return loaded, failed
 
 
 def texts(doc) -> list[str]:
