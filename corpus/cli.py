@@ -165,7 +165,7 @@ def _dream(config, args) -> int:
     print(f"dream, {result.mode}: examined {counts['examined_chunks']} chunk(s), {counts['candidate_pairs']} "
           f"similar pair(s) in {result.seconds:.1f} s")
     print(f"  {counts['conflicts']} contradiction(s), {counts['superseded']} superseded fact(s), "
-          f"{counts['duplicates']} duplicate(s); search now shows them as notes")
+          f"{counts['duplicates']} duplicate(s)" + ("; search now shows them as notes" if result.findings else ""))
     for f in result.findings:
         print(f"  {f.relation}: “{f.a.title}” <{f.a.citation}> / “{f.b.title}” <{f.b.citation}>: {f.detail}")
     print(f"report: {report}")
