@@ -1,4 +1,4 @@
-"""Reading beyond a hit: a whole document (paged), or a chunk with its neighbours."""
+"""Reading beyond a hit: a whole document (paged), a chunk with its neighbours, or a stretch of a meeting."""
 
 from __future__ import annotations
 
@@ -29,14 +29,25 @@ class Fetched:
 
 
 def fetch(snapshot: Snapshot | None, item_id: str, page: int = 1, neighbours: int = 1,
-          filters: Filters | None = None) -> Fetched:
-    """``item_id`` is a document id (``d…``) or a chunk id (``d…:N``) as search returns them."""
+          filters: Filters | None = None, start: float | None = None, end: float | None = None) -> Fetched:
+    """``item_id`` is a document id (``d…``) or a chunk id (``d…:N``) as search returns them.
+
+    ``start``/``end`` (seconds into a recording) narrow a meeting to the chunks that overlap them.
+    """
     if snapshot is None or snapshot.store.collection is None:
         raise CorpusError("the corpus is empty; run `corpus ingest` first")
     collection = snapshot.store.collection
     doc_id, _, ordinal = item_id.partition(":")
-    where = filters.where() if filters else None
-    scope = {"doc_id": doc_id} if where is None else {"$and": [{"doc_id": doc_id}, where]}
+    clauses = [{"doc_id": doc_id}, *([filters.where()] if filters and filters.where() else [])]
+    if start is not None or end is not None:
+        if ordinal:
+            raise CorpusError("a time range reads a meeting document: pass its doc_id (d…), not a chunk id")
+        if start is not None and end is not None and end <= start:
+            raise CorpusError("the time range ends before it starts")
+        # a chunk overlaps [start, end] when it ends after the start and starts before the end
+        clauses += [{"kind": "meetings"}, *([{"end": {"$gte": start}}] if start is not None else []),
+                    *([{"start": {"$lte": end}}] if end is not None else [])]
+    scope = clauses[0] if len(clauses) == 1 else {"$and": clauses}
     if ordinal:
         if not ordinal.isdigit():
             raise CorpusError(f"{item_id!r} is not an id from search results (expected d…:N or d…)")
@@ -46,6 +57,8 @@ def fetch(snapshot: Snapshot | None, item_id: str, page: int = 1, neighbours: in
     else:
         got = collection.get(where=scope, include=["documents", "metadatas"])
     if not got["ids"]:
+        if start is not None or end is not None:
+            raise CorpusError(f"nothing in {item_id!r} in that time range (is it a meeting? see its chunks' #t= times)")
         raise CorpusError(f"no document or chunk with id {item_id!r}; use an id returned by search")
     rows = sorted(zip(got["documents"], got["metadatas"], strict=True), key=lambda r: r[1]["ordinal"])
     text = _join([doc for doc, _ in rows])

@@ -144,7 +144,8 @@ def build_server(config: Config, token_verifier=None, auth=None) -> MCPServer:
     @mcp.tool(
         description=(
             "Read more of something search found: pass a hit's id (d…:N) to get that passage with its "
-            "neighbours, or a document id (d…) to read the whole document, page by page."
+            "neighbours, or a document id (d…) to read the whole document, page by page. For a meeting, "
+            "start and end (MM:SS or HH:MM:SS into the recording) with its document id read just that stretch."
         ),
         annotations=READ_ONLY,
     )
@@ -153,14 +154,17 @@ def build_server(config: Config, token_verifier=None, auth=None) -> MCPServer:
         ctx: Context,
         page: Annotated[int, Field(ge=1, description="page of a long document (see pages in the result)")] = 1,
         neighbours: Annotated[int, Field(ge=0, le=5, description="passages before and after a chunk id")] = 1,
+        start: Annotated[str | None, Field(description="meetings: from this time, MM:SS or HH:MM:SS")] = None,
+        end: Annotated[str | None, Field(description="meetings: up to this time, MM:SS or HH:MM:SS")] = None,
     ) -> Annotated[CallToolResult, Fetched]:
         service: Service = ctx.request_context.lifespan_context
         groups = _caller_groups()
+        since, until = _clock("start", start), _clock("end", end)
 
         def run() -> CallToolResult:
             searcher = service.ready()
             item = _translate(lambda: fetch_item(searcher.replica.snapshot(), id, page=page, neighbours=neighbours,
-                                                 filters=Filters(groups=groups)))
+                                                 filters=Filters(groups=groups), start=since, end=until))
             more = f" (page {item.page} of {item.pages}: fetch page={item.page + 1} to read on)" \
                 if item.page < item.pages else ""
             header = f"{item.title} [{item.kind}, {item.source}, {item.date or 'undated'}]{more}\n" \
@@ -274,6 +278,22 @@ def _date(name: str, value: str | None) -> datetime | None:
         return datetime.fromisoformat(value)
     except ValueError:
         raise ToolError(f"{name} must be a date like 2026-01-31, not {value!r}") from None
+
+
+def _clock(name: str, value: str | None) -> float | None:
+    """'12:34', '01:02:03' or plain seconds, as seconds."""
+    if not value:
+        return None
+    try:
+        parts = [float(p) for p in value.strip().split(":")]
+    except ValueError:
+        parts = []
+    if not 1 <= len(parts) <= 3 or any(p < 0 for p in parts):
+        raise ToolError(f"{name} must be a time like 12:34 or 1:02:03, not {value!r}")
+    seconds = 0.0
+    for part in parts:
+        seconds = seconds * 60 + part
+    return seconds
 
 
 def _caller_groups() -> list[str] | None:

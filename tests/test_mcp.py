@@ -99,6 +99,12 @@ def test_stdio_bad_calls_are_tool_errors_that_say_what_to_do(served):
         assert bad_date.is_error and "YYYY" not in bad_date.content[0].text and "2026-01-31" in bad_date.content[0].text
         too_many = await session.call_tool("search", {"query": "leave", "limit": 500})
         assert too_many.is_error
+        doc_id = (await session.call_tool("search", {"query": "pension", "limit": 1})).structured_content["hits"][0][
+            "doc_id"]
+        not_a_meeting = await session.call_tool("fetch", {"id": doc_id, "start": "01:00"})
+        assert not_a_meeting.is_error and "is it a meeting?" in not_a_meeting.content[0].text
+        bad_time = await session.call_tool("fetch", {"id": doc_id, "start": "soon"})
+        assert bad_time.is_error and "12:34" in bad_time.content[0].text
         return True
 
     assert asyncio.run(_stdio_session(served, body))

@@ -17,9 +17,10 @@ from connectors.base import ConnectorContext, file_digest
 from connectors.meetings import MeetingsConnector, Settings
 from connectors.whisper import Transcriber
 from corpus.config import load_config
-from corpus.errors import ConfigError
+from corpus.errors import ConfigError, CorpusError
 from ingest.pipeline import ingest
 from ingest.progress import Progress
+from server.fetch import fetch
 from server.search import Filters, Searcher
 from tests.conftest import load_all, shared, write_config
 
@@ -208,6 +209,20 @@ def test_meetings_end_to_end_search_people_and_reingest(tmp_path, embedder):
     # every turn in a hit says who spoke, also where a long turn continues into the next chunk
     assert all(any(line.startswith(f"{p}: ") for p in h.people) for h in summer for line in h.text.splitlines())
     assert searcher.search("summer hours", filters=Filters(people=["Diane"])) == []  # nobody named in a recording
+
+    # fetch a stretch of the meeting by time: the chunks overlapping it, cited at their start
+    minutes, seconds = summer[0].citation.rsplit("#t=", 1)[1].split(":")
+    at = int(minutes) * 60 + int(seconds)
+    snapshot = searcher.replica.snapshot()
+    whole = fetch(snapshot, summer[0].doc_id)
+    stretch = fetch(snapshot, summer[0].doc_id, start=at, end=at + 20)
+    assert summer[0].text.splitlines()[0] in stretch.text and len(stretch.text) < len(whole.text)
+    begins = stretch.citation.rsplit("#t=", 1)[1].split(":")
+    assert int(begins[0]) * 60 + int(begins[1]) <= at  # cited where the stretch starts
+    with pytest.raises(CorpusError, match="nothing in .* in that time range"):
+        fetch(snapshot, summer[0].doc_id, start=10 * 3600)
+    with pytest.raises(CorpusError, match="pass its doc_id"):
+        fetch(snapshot, summer[0].id, start=at)
 
     before = whisper.TOTALS.transcribed
     again = ingest(config, embedder=embedder).sources["meetings"]
