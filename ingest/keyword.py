@@ -39,7 +39,7 @@ CREATE INDEX IF NOT EXISTS chunk_people_person ON chunk_people(person);
 PUBLIC = "*"  # the access group of chunks from sources that name none
 
 _WORD = re.compile(r"\w+", re.UNICODE)
-_STOPWORDS = frozenset(
+STOPWORDS = frozenset(
     "a an and are as at be but by can do does for from has have how i if in into is it its me my of on or "
     "our should so that the their then there these they this to was we what when where which who why will "
     "with you your".split()
@@ -88,7 +88,7 @@ def delete_source(db: sqlite3.Connection, source: str | None) -> None:
 def match_expression(query: str) -> str | None:
     """A safe FTS5 query: the query's words, quoted, any of them (BM25 ranks the ones with more)."""
     words = [w.lower() for w in _WORD.findall(query)]
-    content = [w for w in words if w not in _STOPWORDS] or words
+    content = [w for w in words if w not in STOPWORDS] or words
     if not content:
         return None
     return " OR ".join(f'"{w}"' for w in dict.fromkeys(content))

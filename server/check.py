@@ -15,6 +15,7 @@ import re
 from dataclasses import asdict, dataclass, field
 
 from corpus.claude import Claude
+from ingest import keyword
 from server.questions import Question
 from server.search import Filters, Hit, Searcher
 
@@ -24,10 +25,7 @@ PARTLY_SIMILARITY = 0.40
 VERDICTS = ("answered", "partly", "missing")
 
 _WORD = re.compile(r"[a-z0-9][a-z0-9'-]+")
-_STOP = frozenset(
-    "a an and are as at be but by can do does for from get has have how i if in into is it its me my of on or our "
-    "should so that the their then there these they this to was we what when where which who why will with you your "
-    "am new hire need know any there's i'm".split())
+_STOP = keyword.STOPWORDS | frozenset("get am new hire need know any there's i'm".split())
 
 
 @dataclass(frozen=True)

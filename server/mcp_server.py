@@ -1,4 +1,4 @@
-"""The MCP surface: three read-only tools over the search API, for Claude Code and Cowork sessions.
+"""The MCP surface: four read-only tools over the search API, for Claude Code and Cowork sessions.
 
 Thin on purpose: every tool calls the same functions `corpus search` uses. The model loads in the
 background so `initialize` and `tools/list` answer at once; the first search waits for it.
@@ -19,6 +19,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, TypeAdapter
 
+from corpus.claude import Claude
 from corpus.config import Config
 from corpus.errors import CorpusError
 from ingest.embedder import one_thread_per_query
@@ -206,8 +207,6 @@ def build_server(config: Config, token_verifier=None, auth=None) -> MCPServer:
         filters = Filters(groups=_caller_groups())
 
         def run() -> CallToolResult:
-            from corpus.claude import Claude
-
             offline = Claude(config.claude, offline="the calling session judges")
             result = _translate(lambda: check(service.ready(), [Question(q) for q in questions], offline, depth=3,
                                               filters=filters))
