@@ -420,7 +420,8 @@ def measure_api(config_path: Path, embedder, queries: list[Query],
     searcher = Searcher(load_config(config_path), embedder)
     cold: dict[str, float] = {}
     t = time.perf_counter()
-    searcher.replica.snapshot()  # copies the generation's Chroma folder privately, opens it
+    with searcher.replica.reading():  # copies the generation's Chroma folder privately, opens it
+        pass
     cold["replica open (copy + Chroma open)"] = time.perf_counter() - t
     t = time.perf_counter()
     searcher.search(queries[0].text, limit=8, mode="hybrid")
@@ -481,14 +482,14 @@ def one_torch_thread(searcher, embedder, queries: list[Query], n: int) -> list[S
 
 def chroma_only(searcher, embedder, queries: list[Query], n: int) -> Series:
     """The vector store's own cost: Chroma's query with a precomputed vector, as Searcher._dense asks it."""
-    collection = searcher.replica.snapshot().store.collection
     vectors = {q.text: embedder.embed([q.text]) for q in queries}
     s = Series("Chroma query only")
-    for q in cycle(queries, WARMUP + n):
-        t = time.perf_counter()
-        collection.query(query_embeddings=vectors[q.text], n_results=50, where=q.filters().where(),
-                         include=["documents", "metadatas"])
-        s.add(q, time.perf_counter() - t)
+    with searcher.replica.reading() as snapshot:
+        for q in cycle(queries, WARMUP + n):
+            t = time.perf_counter()
+            snapshot.store.collection.query(query_embeddings=vectors[q.text], n_results=50,
+                                            where=q.filters().where(), include=["documents", "metadatas"])
+            s.add(q, time.perf_counter() - t)
     del s.ms[:WARMUP], s.queries[:WARMUP]
     return s
 

@@ -11,6 +11,8 @@ from typing import Literal
 
 from connectors import markdown
 from connectors.base import ConnectorContext, file_digest, walk_files
+from connectors.html_text import visible_text
+from connectors.limits import check_size, check_zip_text, read_file, too_large
 from connectors.text import decode, paragraphs
 from corpus.config import SourceSettings
 from corpus.errors import ItemError
@@ -28,6 +30,7 @@ UNSTRUCTURED = {
     ".rtf", ".odt", ".epub", ".csv", ".tsv", ".rst", ".org", ".xml",
 }
 SUPPORTED = MARKDOWN | PLAIN | PDF | UNSTRUCTURED
+ZIPPED = {".docx", ".pptx", ".xlsx", ".odt", ".epub"}  # measured by their unpacked text parts, not on disk
 _SKIPPED_CATEGORIES = {"PageBreak", "Header", "Footer", "PageNumber", "Image", "FigureCaption"}
 
 
@@ -35,20 +38,21 @@ class Settings(SourceSettings):
     kind: Literal["docs"]
     include: tuple[str, ...] = ()  # globs relative to path; empty: every supported file
     exclude: tuple[str, ...] = ()
+    follow_external_links: bool = False  # read symbolic links that resolve outside path
 
 
 def connector(settings: Settings, context: ConnectorContext | None = None) -> DocsConnector:
-    return DocsConnector(settings)
+    return DocsConnector(settings, context)
 
 
 class DocsConnector:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, context: ConnectorContext | None = None):
         self.settings = settings
+        self.cap = (context or ConnectorContext()).ingest.max_text_bytes
 
     def items(self) -> Iterator[Item]:
-        for item in walk_files(self.settings.path, self.settings.include, self.settings.exclude):
-            if item.path.suffix.lower() in SUPPORTED:
-                yield item
+        s = self.settings
+        yield from walk_files(s.path, s.include, s.exclude, SUPPORTED, s.follow_external_links)
 
     def digest(self, item: Item) -> str:
         return file_digest(item.path)
@@ -57,16 +61,21 @@ class DocsConnector:
         path = item.path
         suffix = path.suffix.lower()
         try:
-            if path.stat().st_size == 0:
+            size = path.stat().st_size
+            if size == 0:
                 raise ItemError("empty file")
+            if suffix in ZIPPED:
+                check_zip_text(path, self.cap)
+            elif suffix not in PDF:  # a PDF's size says little about its text: its pages are measured instead
+                check_size(size, self.cap)
             if suffix in MARKDOWN:
-                title, blocks, meta = _markdown(path)
+                title, blocks, meta = _markdown(path, self.cap)
             elif suffix in PDF:
-                title, blocks, meta = _pdf(path)
+                title, blocks, meta = _pdf(path, self.cap)
             elif suffix in PLAIN:
-                title, blocks, meta = None, [Block(p) for p in paragraphs(decode(path.read_bytes()))], {}
+                title, blocks, meta = None, [Block(p) for p in paragraphs(decode(read_file(path, self.cap)))], {}
             else:
-                title, blocks, meta = _unstructured(path)
+                title, blocks, meta = _unstructured(path, self.cap)
         except ItemError:
             raise
         except Exception as exc:  # a parser's own error about a broken file: report it, go on
@@ -98,8 +107,8 @@ class DocsConnector:
         )
 
 
-def _markdown(path: Path) -> tuple[str | None, list[Block], dict]:
-    doc = markdown.parse(decode(path.read_bytes()))
+def _markdown(path: Path, cap: int) -> tuple[str | None, list[Block], dict]:
+    doc = markdown.parse(decode(read_file(path, cap)))
     meta = {
         "created": markdown.meta_date(doc.meta, "date", "created"),
         "updated": markdown.meta_date(doc.meta, "updated", "last_updated", "modified", "date"),
@@ -109,7 +118,7 @@ def _markdown(path: Path) -> tuple[str | None, list[Block], dict]:
     return doc.title, blocks, {k: v for k, v in meta.items() if v}
 
 
-def _pdf(path: Path) -> tuple[str | None, list[Block], dict]:
+def _pdf(path: Path, cap: int) -> tuple[str | None, list[Block], dict]:
     """Text per page with pypdfium2 (unstructured's PDF path needs a CUDA torch here)."""
     import pypdfium2 as pdfium
 
@@ -119,9 +128,13 @@ def _pdf(path: Path) -> tuple[str | None, list[Block], dict]:
         raise ItemError(_pdf_reason(exc)) from None
     try:
         blocks: list[Block] = []
+        total = 0
         for number in range(len(pdf)):
             page = pdf[number]
             text = page.get_textpage().get_text_range()
+            total += len(text)
+            if total > cap:
+                raise too_large(None, cap)
             blocks.extend(Block(p, Locator(page=number + 1)) for p in paragraphs(text.replace("\x00", "")))
         title = (pdf.get_metadata_dict().get("Title") or "").strip() or None
     finally:
@@ -140,18 +153,18 @@ def _pdf_reason(exc: Exception) -> str:
     return f"cannot open PDF ({exc})"
 
 
-def _unstructured(path: Path) -> tuple[str | None, list[Block], dict]:
+def _unstructured(path: Path, cap: int) -> tuple[str | None, list[Block], dict]:
     from unstructured.partition.auto import partition
 
     if path.suffix.lower() in (".doc", ".ppt") and not _have_soffice():
         raise ItemError(f"legacy {path.suffix} needs LibreOffice (soffice), which is not installed")
-    if path.suffix.lower() == ".eml" and _encrypted_mail(path.read_bytes()[:65536]):
+    if path.suffix.lower() == ".eml" and _encrypted_mail(_head(path)):
         raise ItemError("encrypted e-mail (S/MIME or PGP): the body cannot be read")
     if path.suffix.lower() in HTML:
         # Our decoder, not unstructured's guess: it reads Windows-1252 pages as such.
         from unstructured.partition.html import partition_html
 
-        elements = partition_html(text=decode(path.read_bytes()))
+        elements = partition_html(text=decode(read_file(path, cap)))
     else:
         elements = partition(filename=str(path), process_attachments=False)
     blocks: list[Block] = []
@@ -183,6 +196,8 @@ def _unstructured(path: Path) -> tuple[str | None, list[Block], dict]:
         blocks.append(Block(text, Locator(page=page, headings=_drop_title(tuple(t for _, t in stack), title))))
     if pending_title is not None:
         blocks.append(pending_title)
+    if not blocks and path.suffix.lower() in HTML:  # libxml2 drops whatever is nested past 255 elements
+        blocks = [Block(p) for p in paragraphs(visible_text(decode(read_file(path, cap))))]
     return title, blocks, meta
 
 
@@ -200,6 +215,11 @@ def _table_text(html: str) -> str:
 def _display_address(address: str) -> str:
     name = re.sub(r"\s*<[^>]*>\s*", "", address).strip().strip('"')
     return name or address
+
+
+def _head(path: Path, size: int = 65536) -> bytes:
+    with path.open("rb") as stream:
+        return stream.read(size)
 
 
 def _encrypted_mail(head: bytes) -> bool:

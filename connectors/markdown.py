@@ -15,11 +15,14 @@ import yaml
 from markdown_it import MarkdownIt
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S)
-_LIQUID_COMMENT = re.compile(r"{%-?\s*comment\s*-?%}.*?{%-?\s*endcomment\s*-?%}", re.S)
+# (opening, closing) of spans that are removed. Not lazy regexes (``{%.*?%}``): those rescan the rest of
+# the text for every opening that is never closed, hours on a hostile file; _remove_spans stops there.
+_LIQUID_COMMENT = (re.compile(r"{%-?\s*comment\s*-?%}"), re.compile(r"{%-?\s*endcomment\s*-?%}"))
+_LIQUID_TAG = (re.compile(r"{%"), re.compile(r"%}"))
+_LIQUID_OUTPUT = (re.compile(r"{{"), re.compile(r"}}"))
+_HTML_COMMENT = (re.compile(r"<!--"), re.compile(r"-->"))
 _LIQUID_QUOTED = re.compile(r"{%-?\s*(slack_channel|page)\s+[\"']([^\"']*)[\"'][^%]*-?%}")
-_LIQUID_TAG = re.compile(r"{%.*?%}|{{.*?}}", re.S)
-_HTML_COMMENT = re.compile(r"<!--.*?-->", re.S)
-_HTML_TAG = re.compile(r"<[^>]+>")
+_HTML_TAG = re.compile(r"<[^<>]+>")
 
 _md = MarkdownIt("commonmark").enable("table")
 
@@ -68,7 +71,7 @@ def parse(text: str) -> MarkdownDoc:
         elif tok.type in ("fence", "code_block") and tok.content.strip():
             blocks.append(MarkdownBlock(tok.content.rstrip(), headings))
         elif tok.type == "html_block":
-            content = " ".join(_HTML_TAG.sub(" ", _HTML_COMMENT.sub("", tok.content)).split())
+            content = " ".join(_HTML_TAG.sub(" ", _remove_spans(tok.content, *_HTML_COMMENT)).split())
             if content:
                 blocks.append(MarkdownBlock(content, headings))
         elif tok.type == "table_open":
@@ -100,9 +103,21 @@ def split_front_matter(text: str) -> tuple[dict, str]:
 
 def strip_template_tags(body: str) -> str:
     """Remove Liquid/Nunjucks tags that static-site handbooks are full of, keeping what they name."""
-    body = _LIQUID_COMMENT.sub("", body)
+    body = _remove_spans(body, *_LIQUID_COMMENT)
     body = _LIQUID_QUOTED.sub(lambda m: f"#{m.group(2)}" if m.group(1) == "slack_channel" else m.group(2), body)
-    return _HTML_COMMENT.sub("", _LIQUID_TAG.sub("", body))
+    for opening, closing in (_LIQUID_TAG, _LIQUID_OUTPUT, _HTML_COMMENT):
+        body = _remove_spans(body, opening, closing)
+    return body
+
+
+def _remove_spans(text: str, opening: re.Pattern, closing: re.Pattern) -> str:
+    """``text`` without each span from an opening to the next closing; an opening never closed stays."""
+    parts, position = [], 0
+    while (start := opening.search(text, position)) and (end := closing.search(text, start.end())):
+        parts.append(text[position:start.start()])
+        position = end.end()
+    parts.append(text[position:])
+    return "".join(parts)
 
 
 def meta_date(meta: dict, *keys: str) -> datetime | None:
@@ -165,12 +180,15 @@ def _table(tokens, i: int) -> tuple[int, str]:
 
 def _merge_list_items(blocks: list[MarkdownBlock]) -> list[MarkdownBlock]:
     """Consecutive list items under one heading read as one list, not as separate paragraphs."""
-    merged: list[MarkdownBlock] = []
+    groups: list[list[MarkdownBlock]] = []
     for block in blocks:
-        prev = merged[-1] if merged else None
-        if prev and prev.headings == block.headings and block.text.lstrip().startswith("- ") \
-                and prev.text.lstrip().startswith("- "):
-            merged[-1] = MarkdownBlock(prev.text + "\n" + block.text, block.headings)
+        last = groups[-1][-1] if groups else None
+        if last and last.headings == block.headings and _is_item(block) and _is_item(last):
+            groups[-1].append(block)  # joined once at the end: joining item by item is quadratic
         else:
-            merged.append(block)
-    return merged
+            groups.append([block])
+    return [MarkdownBlock("\n".join(b.text for b in group), group[0].headings) for group in groups]
+
+
+def _is_item(block: MarkdownBlock) -> bool:
+    return block.text.lstrip().startswith("- ")

@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import Field
 
 from connectors import transcripts
-from connectors.base import ConnectorContext, file_digest, walk_files
+from connectors.base import ConnectorContext, Skipped, file_digest, walk_files
 from connectors.transcripts import Segment, Transcript
 from connectors.whisper import PACKAGED, Transcriber
 from corpus.config import SourceSettings
@@ -36,6 +36,7 @@ class Settings(SourceSettings):
     kind: Literal["meetings"]
     include: tuple[str, ...] = ()  # globs relative to path; empty: every recording and transcript
     exclude: tuple[str, ...] = ()
+    follow_external_links: bool = False  # read symbolic links that resolve outside path
     whisper_model: str = Field(default=PACKAGED, description="faster-whisper size name or local CTranslate2 folder")
     language: str = Field(default="en", description='"auto": detected per recording')
     device: str = "auto"
@@ -62,16 +63,17 @@ class MeetingsConnector:
         self.context.note(f"{self.settings.name}: {line}")
 
     def items(self) -> Iterator[Item]:
-        listed = [i for i in walk_files(self.settings.path, self.settings.include, self.settings.exclude)
-                  if _is_media(i.path) or i.path.suffix.lower() in transcripts.SUFFIXES]
-        sidecars = {s for i in listed if _is_media(i.path) and (s := _sidecar(i.path)) is not None}
+        opts = self.settings
+        listed = list(walk_files(opts.path, opts.include, opts.exclude, {*MEDIA, *transcripts.SUFFIXES},
+                                 opts.follow_external_links))
+        sidecars = {s for i in listed if _is_media(i.path) and (s := self._sidecar(i.path)) is not None}
         for item in listed:
             if item.path in sidecars:
                 continue  # read as part of its recording's meeting
-            if _is_media(item.path):
+            if _is_media(item.path) and not isinstance(item, Skipped):
                 # What the meeting's words come from is part of the stamp: the sidecar transcript and
                 # the transcription settings, so changing either reloads the meeting.
-                sidecar = _sidecar(item.path)
+                sidecar = self._sidecar(item.path)
                 stat = sidecar.stat() if sidecar else None
                 extra = f"+{stat.st_size}:{stat.st_mtime_ns}" if stat else ""
                 item = Item(item.native_id, f"{item.stamp}{extra}+{self.transcriber.key}", item.path)
@@ -80,7 +82,7 @@ class MeetingsConnector:
     def digest(self, item: Item) -> str:
         if not _is_media(item.path):
             return file_digest(item.path)
-        return self._media_digest(file_digest(item.path), _sidecar(item.path))
+        return self._media_digest(file_digest(item.path), self._sidecar(item.path))
 
     def _media_digest(self, audio_hash: str, sidecar: Path | None) -> str:
         extra = f"+{file_digest(sidecar)}" if sidecar else ""
@@ -93,14 +95,26 @@ class MeetingsConnector:
         if not _is_media(path):
             return self._document(item, transcripts.read(path), file_digest(path))
         audio_hash = file_digest(path)  # hashed once: the cache key and the document digest both use it
-        sidecar = _sidecar(path)
+        sidecar = self._sidecar(path)
         transcript = self._read_sidecar(sidecar, item) if sidecar is not None else None
         if transcript is None:
             result = self.transcriber.transcribe(path, audio_hash, item.native_id)
             if not result.segments:
-                raise ItemError(f"no speech found in {result.duration:.0f} s of audio (silence or noise only)")
+                seconds = f"{result.duration:.1f}" if result.duration < 10 else f"{result.duration:.0f}"
+                raise ItemError(f"no speech found in {seconds} s of audio (silence or noise only)")
             transcript = Transcript(result.segments)
         return self._document(item, transcript, self._media_digest(audio_hash, sidecar))
+
+    def _sidecar(self, recording: Path) -> Path | None:
+        """The transcript beside a recording; one linked from outside the source counts only when allowed."""
+        root = self.settings.path.resolve()
+        root = root if root.is_dir() else root.parent
+        for suffix in transcripts.SUFFIXES:
+            candidate = recording.with_suffix(suffix)
+            if candidate.is_file() and (self.settings.follow_external_links
+                                        or candidate.resolve().is_relative_to(root)):
+                return candidate
+        return None
 
     def _read_sidecar(self, sidecar: Path, item: Item) -> Transcript | None:
         """The sidecar's transcript; None (the recording is transcribed) when the file beside it is
@@ -188,12 +202,6 @@ def _is_media(path: Path) -> bool:
     return path.suffix.lower() in MEDIA
 
 
-def _sidecar(recording: Path) -> Path | None:
-    for suffix in transcripts.SUFFIXES:
-        candidate = recording.with_suffix(suffix)
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def _date_in_name(stem: str) -> datetime | None:

@@ -21,6 +21,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from connectors.base import ConnectorContext
+from connectors.limits import too_large
 from connectors.slack_export import SlackExport
 from connectors.slack_text import BOT_SUBTYPE, CONTENT_SUBTYPES, Names, author, is_bot, message_text
 from corpus.config import SourceSettings
@@ -51,7 +52,7 @@ class Settings(SourceSettings):
 
 
 def connector(settings: Settings, context: ConnectorContext | None = None) -> SlackConnector:
-    return SlackConnector(settings)
+    return SlackConnector(settings, context)
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,9 @@ class Message:
 
 
 class SlackConnector:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, context: ConnectorContext | None = None):
         self.settings = settings
+        self.cap = (context or ConnectorContext()).ingest.max_text_bytes
         self._conversations: dict[str, Conversation] = {}
         self._broken: dict[str, str] = {}  # native id of an unreadable file -> reason
         # One conversation's documents, kept from listing to loading. Items are loaded in listing
@@ -88,7 +90,7 @@ class SlackConnector:
 
     def items(self) -> Iterator[Item]:
         s = self.settings
-        self._export = export = SlackExport(s.path, s.max_unpacked_mb, s.max_members)
+        self._export = export = SlackExport(s.path, s.max_unpacked_mb, s.max_members, self.cap)
         self._broken = {}
         for name, stamp in export.unsafe:
             self._broken[name] = "refused: unsafe path in zip (absolute or '..'); not read"
@@ -191,7 +193,14 @@ class SlackConnector:
                                        f"{' …' if len(bad) > 5 else ''}: not a message object with a ts)")
         messages = [m for ts, raw in latest.items() if ts not in deleted and (m := self._message(raw))]
         messages.sort(key=lambda m: float(m.ts))
-        return {doc.native_id: doc for doc in self._documents(conversation, messages)}, broken
+        documents = {}
+        for doc in self._documents(conversation, messages):
+            size = sum(len(b.text) for b in doc.blocks)  # a thread gathers replies from many day files
+            if size > self.cap:
+                broken[doc.native_id] = (doc.digest, str(too_large(size, self.cap)))
+            else:
+                documents[doc.native_id] = doc
+        return documents, broken
 
     def _message(self, raw: dict) -> Message | None:
         """The message as a reader sees it, or None for noise, deleted messages and (by default) bots."""

@@ -2,7 +2,8 @@
 
 A zip is never extracted: members are read in memory, names with an absolute path or ``..`` are
 refused, and the declared member count and unpacked size are checked before any member is read,
-so a zip bomb is an error message, not a full disk. zipfile stops each read at the declared size.
+so a zip bomb is an error message, not a full disk. Each member read is bounded by the text cap,
+from its declared size and again by reading at most cap + 1 bytes.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import zlib
 from collections import defaultdict
 from pathlib import Path, PurePosixPath
 
+from connectors.limits import check_size, read_capped, read_file
 from corpus.errors import ConfigError, ItemError
 
 REQUIRED = ("channels.json", "users.json")
@@ -22,8 +24,9 @@ REQUIRED = ("channels.json", "users.json")
 class SlackExport:
     """The export's files by their path inside it (``general/2016-03-01.json``)."""
 
-    def __init__(self, path: Path, max_unpacked_mb: int, max_members: int):
+    def __init__(self, path: Path, max_unpacked_mb: int, max_members: int, max_text_bytes: int):
         self.path = path
+        self.cap = max_text_bytes
         self.unsafe: list[tuple[str, str]] = []  # (name, CRC:size) of zip members refused for their path
         self._zip: zipfile.ZipFile | None = None
         self._lock = threading.Lock()  # a ZipFile is not safe to read from two threads at once
@@ -82,12 +85,15 @@ class SlackExport:
         return sorted(self._folders.get(folder, ()))
 
     def read(self, name: str) -> bytes:
-        """A member's bytes; a corrupt or vanished member is an ItemError naming why."""
+        """A member's bytes; a corrupt, vanished or too large member is an ItemError naming why."""
         try:
             if self._zip is None:
-                return (self.path / name).read_bytes()
+                return read_file(self.path / name, self.cap)
             with self._lock:
-                return self._zip.read(self._prefix + name)
+                info = self._zip.getinfo(self._prefix + name)
+                check_size(info.file_size, self.cap)
+                with self._zip.open(info) as stream:
+                    return read_capped(stream, self.cap)
         except (OSError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
             raise ItemError(f"cannot read: {' '.join(str(exc).split())[:160]}") from None
 

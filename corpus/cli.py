@@ -14,7 +14,7 @@ from pathlib import Path
 
 import corpus  # noqa: F401  (sets the offline environment before heavy imports)
 from corpus.config import DEFAULT_CONFIG, load_config
-from corpus.errors import ConfigError, CorpusError
+from corpus.errors import ConfigError, CorpusError, EmptyCorpusError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,6 +26,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(config, args)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    except EmptyCorpusError:
+        print(f"error: no corpus at {config.store_path} (nothing ingested and published there yet); "
+              "run `corpus ingest` first", file=sys.stderr)
         return 2
     except CorpusError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -135,6 +139,9 @@ def _ingest(config, args) -> int:
     console.print(table)
     if result.contextual:
         console.print(f"contextual chunks: {result.contextual}", markup=False, highlight=False)
+    if result.total("redacted"):
+        console.print(f"secrets masked: {result.total('redacted')} (distinct values per document, before anything "
+                      "was stored or sent)", markup=False, highlight=False)
     for name, count in result.removed_sources.items():
         console.print(f"source {name} is no longer configured: removed its {count} documents")
     failures = [(name, nid, reason) for name, s in result.sources.items() for nid, reason in s.failures]
@@ -142,10 +149,15 @@ def _ingest(config, args) -> int:
         print(f"{len(failures)} item(s) could not be ingested:")
         for name, nid, reason in failures:
             print(f"  {name}/{nid}: {reason}")
+    unlisted = [(name, s.error) for name, s in result.sources.items() if s.error]
+    if unlisted:
+        print(f"{len(unlisted)} source(s) could not be read:")
+        for name, error in unlisted:
+            print(f"  {name}: {error}")
     ok = result.total("added") + result.total("updated") + result.total("unchanged")
     if args.dream:
         _dream(config, argparse.Namespace(full=False, undo=False, offline=False, report=None, json=False))
-    return 1 if failures and ok == 0 else 0
+    return 1 if (failures or unlisted) and ok == 0 else 0
 
 
 def _dream(config, args) -> int:
@@ -183,7 +195,7 @@ def _search(config, args) -> int:
         print(json.dumps([asdict(h) for h in hits], ensure_ascii=False, indent=2))
         return 0
     if not hits:
-        print("no results (is the corpus ingested? try `corpus status`)")
+        print("no results: try other words or fewer filters")
         return 0
     from rich.console import Console
     from rich.table import Table
@@ -217,8 +229,6 @@ def _check(config, args) -> int:
         raise CorpusError("--depth must be between 1 and 20")
     one_thread_per_query()
     searcher = Searcher(config)
-    if searcher.replica.snapshot() is None:
-        raise CorpusError("nothing is ingested yet; run `corpus ingest` first")
     claude = Claude(config.claude, offline="--offline" if args.offline else None)
     result = check(searcher, questions, claude, depth=args.depth)
     if args.report:

@@ -37,6 +37,16 @@ class ChunkingSettings(Strict):
     min_tokens: int = Field(default=48, ge=0, description="smaller neighbours are merged up to this")
 
 
+class IngestSettings(Strict):
+    """Bounds that hold for every source, so no input of any size takes an ingest past a bounded memory."""
+
+    max_text_mb: int = Field(default=50, ge=1, description="an item with more text is refused with one line")
+
+    @property
+    def max_text_bytes(self) -> int:
+        return self.max_text_mb * 2**20
+
+
 class TokenSettings(Strict):
     """A bearer token for the HTTP server; its value comes from the environment, never from the file."""
 
@@ -51,6 +61,8 @@ class ServerSettings(Strict):
     allowed_hosts: tuple[str, ...] = Field(default=(), description="extra Host headers accepted, e.g. 'kb.corp:*'")
     allowed_origins: tuple[str, ...] = Field(default=(), description="extra browser Origins accepted")
     tokens: tuple[TokenSettings, ...] = ()
+    header_timeout: float = Field(default=10.0, gt=0, le=300,
+                                  description="seconds a client may take to send a request's headers")
 
 
 class ClaudeSettings(Strict):
@@ -90,6 +102,7 @@ class Config(Strict):
     corpus: StoreSettings = StoreSettings()
     embedding: EmbeddingSettings = EmbeddingSettings()
     chunking: ChunkingSettings = ChunkingSettings()
+    ingest: IngestSettings = IngestSettings()
     server: ServerSettings = ServerSettings()
     claude: ClaudeSettings = ClaudeSettings()
     sources: tuple[SourceSettings, ...] = ()
@@ -121,6 +134,8 @@ def load_config(path: Path | None = None) -> Config:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid TOML: arrays or tables nested too deeply to read") from None
 
     root = path.resolve().parent
     raw_sources = raw.pop("sources", [])
@@ -151,9 +166,32 @@ def load_config(path: Path | None = None) -> Config:
     if duplicated:
         raise ConfigError(f"{path}: source names must be unique; repeated: {', '.join(duplicated)}")
     try:
-        return Config.model_validate({**raw, "root": root, "sources": tuple(sources)})
+        config = Config.model_validate({**raw, "root": root, "sources": tuple(sources)})
     except ValidationError as exc:
         raise _config_error(path, text, exc, ()) from None
+    _check_token_envs(path, text, config.server.tokens)
+    _check_store_path(path, text, config.store_path)
+    return config
+
+
+def _check_token_envs(path: Path, text: str, tokens: tuple[TokenSettings, ...]) -> None:
+    """Two tokens reading one variable would be one secret with two sets of groups: which one holds is luck."""
+    owner: dict[str, str] = {}
+    for index, token in enumerate(tokens):
+        if token.env in owner:
+            line = _line_of(text, ("server", "tokens", index, "env"))
+            raise ConfigError(f"{path}:{line}: server.tokens[{index}].env: {token.env} is already the variable of "
+                              f"token {owner[token.env]!r}; give each token its own environment variable")
+        owner[token.env] = token.name
+
+
+def _check_store_path(path: Path, text: str, store: Path) -> None:
+    """The store folder (or the nearest part of its path that exists) must be a folder."""
+    existing = next(p for p in (store, *store.parents) if p.exists())
+    if not existing.is_dir():
+        line = _line_of(text, ("corpus", "path"))
+        raise ConfigError(f"{path}:{line}: corpus.path: {existing} is a file, not a folder; point corpus.path at "
+                          "a folder (it is created when missing)")
 
 
 def _config_error(path: Path, text: str, exc: ValidationError, prefix: tuple) -> ConfigError:

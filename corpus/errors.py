@@ -19,3 +19,7 @@ class StoreLockedError(CorpusError):
 
 class ItemError(CorpusError):
     """One source item (a file, a conversation, a recording) could not be read; the run goes on."""
+
+
+class EmptyCorpusError(CorpusError):
+    """Nothing has been ingested and published yet, or the store was removed."""

@@ -9,12 +9,12 @@ little overlap so a fact cut in two is still found whole in one of the chunks.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import islice
 from typing import Protocol
 
 from corpus.records import Block, Chunk, Document, Locator, chunk_id
-from ingest.redact import redact
 
 
 class TokenMeasure(Protocol):
@@ -25,6 +25,11 @@ class TokenMeasure(Protocol):
     def split_tokens(self, text: str, limit: int) -> list[str]: ...
 
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n+")
+# Longer blocks are cut (after a sentence end, else at whitespace) before the tokenizer sees them:
+# tokenizing a 10 MB line whole takes gigabytes. Far more than a chunk holds, so normal text never notices.
+MAX_SEGMENT_CHARS = 20_000
+_COUNT_BATCH = 64  # texts per tokenizer call: bounds its memory to a few MB
+_BREAK = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
@@ -59,11 +64,12 @@ class Chunker:
         self.overlap_tokens = overlap_tokens
 
     def chunk(self, doc: Document) -> list[Chunk]:
-        blocks = [replace(b, text=redact(b.text)) for b in doc.blocks if b.text.strip()]
+        blocks = [b for b in doc.blocks if b.text.strip()]  # secrets were masked when it was loaded
         if not blocks:
             return []
-        headers = {self._section(b): header_for(doc, b.locator) for b in blocks}
-        header_tokens = dict(zip(headers, self.count(list(headers.values())), strict=True))
+        # A header longer than a segment is dropped below anyway: measuring its start is enough.
+        headers = {self._section(b): header_for(doc, b.locator)[:MAX_SEGMENT_CHARS] for b in blocks}
+        header_tokens = {section: n for section, _, n in self._counted(headers.items())}
         # Each section's body budget leaves room for its header, but never below a workable minimum.
         budget = {s: max(self.max_tokens - t - 1, self.max_tokens // 2) for s, t in header_tokens.items()}
         pieces = self._pieces(blocks, budget)
@@ -92,20 +98,26 @@ class Chunker:
         return (block.locator.headings, block.locator.page)
 
     def _pieces(self, blocks: list[Block], budget: dict) -> list[_Piece]:
-        counts = self.count([b.text for b in blocks])
         pieces: list[_Piece] = []
-        for block, tokens in zip(blocks, counts, strict=True):
+        for block, text, tokens in self._counted((b, s) for b in blocks for s in segments(b.text)):
             section = self._section(block)
             if tokens <= budget[section]:
-                pieces.append(_Piece(block.text, tokens, block, section))
+                pieces.append(_Piece(text, tokens, block, section))
                 continue
-            sentences = [s for s in _SENTENCE_END.split(block.text) if s.strip()]
+            sentences = [s for s in _SENTENCE_END.split(text) if s.strip()]
             for sentence, n in zip(sentences, self.count(sentences), strict=True):
                 if n <= budget[section]:
                     pieces.append(_Piece(sentence, n, block, section))
                 else:
                     pieces.extend(_Piece(t, c, block, section) for t, c in self._hard_split(sentence, budget[section]))
         return pieces
+
+    def _counted(self, pairs: Iterable[tuple[object, str]]) -> Iterator[tuple[object, str, int]]:
+        """Each (key, text) with the text's token count, measured a bounded batch at a time."""
+        pairs = iter(pairs)
+        while batch := list(islice(pairs, _COUNT_BATCH)):
+            counts = self.count([text for _, text in batch])
+            yield from ((key, text, n) for (key, text), n in zip(batch, counts, strict=True))
 
     def _hard_split(self, text: str, limit: int) -> list[tuple[str, int]]:
         """A run-on 'sentence' (a table row, a log line) cut at word-piece boundaries."""
@@ -140,6 +152,26 @@ class Chunker:
             carried.insert(0, _Piece(piece.text, piece.tokens, piece.block, piece.section, overlap=True))
             total += piece.tokens
         return carried if total + nxt.tokens <= limit else []
+
+
+def segments(text: str, limit: int = MAX_SEGMENT_CHARS) -> Iterator[str]:
+    """``text`` in spans of at most ``limit`` characters, cut after the last sentence end in the second
+    half of each window, else after its last whitespace, else at the limit."""
+    start = 0
+    while len(text) - start > limit:
+        window = text[start:start + limit]
+        cut = _last_end(_SENTENCE_END, window, limit // 2) or _last_end(_BREAK, window, limit // 2) or limit
+        yield window[:cut]
+        start += cut
+    yield text[start:] if start else text
+
+
+def _last_end(pattern: re.Pattern, window: str, after: int) -> int:
+    """End of the last match of ``pattern`` in ``window`` past ``after``; 0 when none."""
+    end = 0
+    for match in pattern.finditer(window, after):
+        end = match.end()
+    return end
 
 
 def _span(group: list[_Piece]) -> Locator:

@@ -18,6 +18,7 @@ from pathlib import Path
 from corpus.claude import Claude
 from corpus.records import Chunk, Document
 from ingest.chunker import TokenMeasure
+from ingest.redact import scrub
 
 PROMPT_VERSION = "1"
 RESERVE_TOKENS = 64  # word pieces the chunker leaves free for the sentence
@@ -34,9 +35,11 @@ class ContextStats:
     cached: int = 0
     written: int = 0
     missing: int = 0  # Claude gave nothing for these (unavailable, failed); their header stands alone
+    redacted: int = 0  # secret values masked in Claude's replies before they were kept
 
     def as_dict(self) -> dict:
-        return {"chunks": self.chunks, "cached": self.cached, "written": self.written, "missing": self.missing}
+        return {"chunks": self.chunks, "cached": self.cached, "written": self.written, "missing": self.missing,
+                "redacted": self.redacted}
 
 
 class Contextualizer:
@@ -50,7 +53,11 @@ class Contextualizer:
         self.db.execute("CREATE TABLE IF NOT EXISTS contexts (key TEXT PRIMARY KEY, context TEXT NOT NULL)")
 
     def apply(self, doc: Document, chunks: list[Chunk]) -> list[Chunk]:
-        """The chunks with their context sentences: from the cache, else from Claude, else none."""
+        """The chunks with their context sentences: from the cache, else from Claude, else none.
+
+        ``doc`` and ``chunks`` come masked from the loader, so Claude never sees a secret; a reply that
+        quotes one anyway (or invents one) is masked before it is cached or embedded.
+        """
         keys = [self._key(doc, chunk) for chunk in chunks]
         with self._lock:
             known = dict(self.db.execute(
@@ -61,7 +68,7 @@ class Contextualizer:
             replies = self.claude.map(
                 lambda pair: self.claude.ask(PROMPT.format(chunk=pair[1].text), system=SYSTEM, cached=document,
                                              max_tokens=120), todo)
-            fresh = {key: " ".join(reply.split()) for (key, _), reply in zip(todo, replies, strict=True)
+            fresh = {key: self._masked(reply) for (key, _), reply in zip(todo, replies, strict=True)
                      if reply and reply.strip()}
             with self._lock, self.db:
                 self.db.executemany("INSERT OR REPLACE INTO contexts (key, context) VALUES (?, ?)", fresh.items())
@@ -72,6 +79,11 @@ class Contextualizer:
         self.stats.missing += sum(1 for key in keys if key not in known)
         return [self._with(chunk, known[key]) if key in known else chunk
                 for key, chunk in zip(keys, chunks, strict=True)]
+
+    def _masked(self, reply: str) -> str:
+        text, found = scrub(" ".join(reply.split()))
+        self.stats.redacted += len(found)
+        return text
 
     def _with(self, chunk: Chunk, context: str) -> Chunk:
         """The sentence, cut to the room the chunk leaves, so the model never truncates the span itself."""

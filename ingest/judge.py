@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 
 from corpus.claude import Claude
+from ingest.redact import redact
 
 DUPLICATE_SIMILARITY = 0.95
 DUPLICATE_OVERLAP = 0.8  # word-set Jaccard
@@ -167,5 +168,6 @@ def judge_with_claude(claude: Claude, a: Passage, b: Passage, similarity: float)
     newer = {"A": a, "B": b}.get(str(reply.get("newer") or "").upper())
     if relation == "superseded" and newer is None:
         relation = "conflict"  # superseded without saying by which: treat as a conflict, not a guess
-    return Verdict(relation, str(reply.get("detail") or "")[:300], newer=newer if relation == "superseded" else None,
-                   judged_by="claude")
+    # The detail is stored and shown: a secret Claude quotes (or invents) is masked like any stored text.
+    return Verdict(relation, redact(str(reply.get("detail") or ""))[:300],
+                   newer=newer if relation == "superseded" else None, judged_by="claude")

@@ -36,6 +36,7 @@ CREATE INDEX IF NOT EXISTS chunk_people_row ON chunk_people(chunk_rowid);
 CREATE INDEX IF NOT EXISTS chunk_people_person ON chunk_people(person);
 """
 
+MAX_TERMS = 32
 PUBLIC = "*"  # the access group of chunks from sources that name none
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -86,12 +87,15 @@ def delete_source(db: sqlite3.Connection, source: str | None) -> None:
 
 
 def match_expression(query: str) -> str | None:
-    """A safe FTS5 query: the query's words, quoted, any of them (BM25 ranks the ones with more)."""
+    """A safe FTS5 query: the query's words, quoted, any of them (BM25 ranks the ones with more).
+
+    At most ``MAX_TERMS`` distinct words: each one more is another posting list to merge and score.
+    """
     words = [w.lower() for w in _WORD.findall(query)]
     content = [w for w in words if w not in STOPWORDS] or words
     if not content:
         return None
-    return " OR ".join(f'"{w}"' for w in dict.fromkeys(content))
+    return " OR ".join(f'"{w}"' for w in list(dict.fromkeys(content))[:MAX_TERMS])
 
 
 def search(db: sqlite3.Connection, query: str, limit: int, **filters) -> list[tuple[str, float]]:
@@ -99,7 +103,7 @@ def search(db: sqlite3.Connection, query: str, limit: int, **filters) -> list[tu
     expression = match_expression(query)
     if expression is None:
         return []
-    clauses, args = _filter_clauses(**filters)
+    clauses, args = filter_clauses(**filters)
     sql = (f"SELECT m.chunk_id, -bm25(chunk_text) AS score FROM chunk_text JOIN chunk_meta m "
            f"ON m.rowid = chunk_text.rowid WHERE {' AND '.join(['chunk_text MATCH ?', *clauses])} "
            f"ORDER BY bm25(chunk_text) LIMIT ?")
@@ -108,7 +112,7 @@ def search(db: sqlite3.Connection, query: str, limit: int, **filters) -> list[tu
 
 def share_matching(db: sqlite3.Connection, **filters) -> float:
     """The fraction of all chunks that pass the filters (1.0 for an empty store)."""
-    clauses, args = _filter_clauses(**filters)
+    clauses, args = filter_clauses(**filters)
     total = db.execute("SELECT count(*) FROM chunk_meta").fetchone()[0]
     if not total:
         return 1.0
@@ -118,7 +122,7 @@ def share_matching(db: sqlite3.Connection, **filters) -> float:
 
 def passing(db: sqlite3.Connection, chunk_ids: Sequence[str], **filters) -> set[str]:
     """Which of ``chunk_ids`` pass the filters."""
-    clauses, args = _filter_clauses(**filters)
+    clauses, args = filter_clauses(**filters)
     found: set[str] = set()
     for start in range(0, len(chunk_ids), 500):
         part = list(chunk_ids[start:start + 500])
@@ -131,7 +135,7 @@ def _in(column: str, values: Sequence) -> str:
     return f"{column} IN ({','.join('?' * len(values))})"
 
 
-def _filter_clauses(*, sources: Sequence[str] = (), kinds: Sequence[str] = (), people: Sequence[str] = (),
+def filter_clauses(*, sources: Sequence[str] = (), kinds: Sequence[str] = (), people: Sequence[str] = (),
                     after: float | None = None, before: float | None = None,
                     groups: Sequence[str] | None = None) -> tuple[list[str], list]:
     """SQL over chunk_meta (aliased m) for the search filters, with their arguments."""

@@ -16,6 +16,8 @@ from connectors.base import Connector
 from corpus.errors import ItemError
 from corpus.records import Chunk, Document, Item
 from ingest.chunker import Chunker
+from ingest.masking import mask_document
+from ingest.redact import redact
 
 _DONE = object()
 
@@ -26,6 +28,7 @@ class Loaded:
     document: Document | None
     chunks: list[Chunk]
     error: str | None = None
+    redacted: int = 0  # distinct secret values masked in the document
 
 
 Refine = Callable[[Document, list[Chunk]], list[Chunk]]
@@ -76,10 +79,13 @@ def load_in_background(connector: Connector, chunker: Chunker, items: Sequence[I
 
 def _load(connector: Connector, chunker: Chunker, item: Item, refine: Refine | None) -> Loaded:
     try:
-        document = connector.load(item)
+        document, redacted = mask_document(connector.load(item))
         chunks = chunker.chunk(document)
     except ItemError as exc:
-        return Loaded(item, None, [], str(exc))
+        return Loaded(item, None, [], redact(str(exc)))
+    except Exception as exc:  # one item's unforeseen failure (a read error, a parser bug) must not stop the run
+        reason = " ".join(str(exc).split())[:160]
+        return Loaded(item, None, [], redact(f"cannot read: {type(exc).__name__}: {reason}"))
     if not chunks:
         return Loaded(item, None, [], "no text found")
-    return Loaded(item, document, refine(document, chunks) if refine else chunks)
+    return Loaded(item, document, refine(document, chunks) if refine else chunks, redacted=redacted)

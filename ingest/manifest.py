@@ -8,12 +8,14 @@ pending row, which ``recover`` turns back into "not ingested" so the next run re
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from corpus.errors import CorpusError
 from corpus.records import Chunk, Document
 from ingest import annotations, keyword
 
@@ -57,17 +59,41 @@ class Entry:
     chunks: int
 
 
+class CorruptManifest(CorpusError):
+    """The manifest file is not a readable SQLite database; `corpus ingest --full` sets it aside."""
+
+
 class Manifest:
     def __init__(self, path: Path, readonly: bool = False):
         self.path = path
-        if readonly:
-            self.db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=30)
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(path, timeout=30)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.executescript(SCHEMA + keyword.SCHEMA + annotations.SCHEMA)
-        self.db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            if readonly:
+                self.db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=30)
+                self.db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self.db = sqlite3.connect(path, timeout=30)
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.executescript(SCHEMA + keyword.SCHEMA + annotations.SCHEMA)
+            self.db.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.OperationalError as exc:  # locked, unreadable, out of space: the file itself may be fine
+            raise CorpusError(f"{path}: cannot open the manifest: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            raise CorruptManifest(f"{path}: the manifest is corrupt ({exc}); run `corpus ingest --full` to set it "
+                                  "aside and rebuild the store from the sources") from None
+
+    @classmethod
+    def set_aside_if_corrupt(cls, path: Path, note: Callable[[str], None]) -> Manifest:
+        """For a rebuild: a corrupt manifest is moved aside (kept for a post-mortem) and a new one started."""
+        try:
+            return cls(path)
+        except CorruptManifest:
+            aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+            for suffix in ("", "-wal", "-shm"):
+                if Path(f"{path}{suffix}").exists():
+                    os.replace(f"{path}{suffix}", f"{aside}{suffix}")
+            note(f"{path} was corrupt: set aside as {aside.name}; rebuilding the store from the sources")
+            return cls(path)
 
     @classmethod
     def over(cls, db: sqlite3.Connection) -> Manifest:

@@ -6,13 +6,14 @@ manifest.py), so a killed run followed by another ends in the same store as one 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 
 from connectors import open_connector
-from connectors.base import ConnectorContext
+from connectors.base import ConnectorContext, Skipped
 from corpus.claude import Claude
 from corpus.config import Config, SourceSettings
 from corpus.records import Item
@@ -22,6 +23,7 @@ from ingest.embedder import Embedder
 from ingest.loader import Loaded, load_in_background
 from ingest.lock import WriterLock
 from ingest.manifest import Manifest
+from ingest.masking import MaskedIds
 from ingest.progress import Progress
 from ingest.publish import mark_unpublished, needs_publish, publish
 from ingest.store import ChunkStore, open_client
@@ -42,6 +44,8 @@ class SourceStats:
     unchanged: int = 0
     failed: int = 0
     chunks: int = 0
+    error: str | None = None  # the source could not be listed at all
+    redacted: int = 0  # distinct secret values masked, summed over documents
     failures: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -75,20 +79,27 @@ def ingest(config: Config, names: list[str] | None = None, full: bool = False,
     with WriterLock(store_path):
         embedder = embedder or Embedder(config.embedding.model, config.embedding.device, config.embedding.batch_size)
         client = open_client(store_path, config.corpus.url)
-        manifest = Manifest(store_path / "manifest.sqlite")
+        rebuild = full and not names
+        path = store_path / "manifest.sqlite"
+        manifest = Manifest.set_aside_if_corrupt(path, progress.note) if rebuild else Manifest(path)
         try:
-            rebuild = full and not names
             store = ChunkStore(client, embedder, rebuild=rebuild)
             if rebuild:
                 mark_unpublished(store_path)
                 manifest.drop_source(None)
             run = Run(config, store, manifest, embedder, progress)
-            result = run.execute(selected, full=full, prune=not names)
-            if needs_publish(store_path):
-                publish(store_path, with_vectors=not config.corpus.url)
+            try:
+                result = run.execute(selected, full=full, prune=not names)
+            except Exception:
+                if not manifest.pending():  # every document is whole: serve what was written before the error
+                    with contextlib.suppress(Exception):  # the run's own error is the one to show
+                        _publish(config)
+                raise
+            _publish(config)
             return result
         finally:
             manifest.close()
+            client.close()  # Chroma caches clients per path; a store removed and rebuilt needs a fresh one
 
 
 class Run:
@@ -160,6 +171,7 @@ class Run:
         self.contextualizer.close()
         line = (f"{claude.mode}: {stats.chunks} chunks, {stats.cached} from cache, {stats.written} written by Claude"
                 + (f", {stats.missing} without (header only)" if stats.missing else "")
+                + (f", {stats.redacted} secret(s) masked in replies" if stats.redacted else "")
                 + f"; {claude.summary()}")
         return line, {**claude.usage.as_dict(), **stats.as_dict()}
 
@@ -183,19 +195,31 @@ class Run:
 
     def ingest_source(self, source: SourceSettings) -> SourceStats:
         stats = SourceStats()
-        connector = open_connector(source, ConnectorContext(workdir=self.config.store_path, note=self.progress.note))
         known = self.manifest.entries(source.name)
+        try:
+            connector = open_connector(source, ConnectorContext(workdir=self.config.store_path,
+                                                                note=self.progress.note, ingest=self.config.ingest))
+            connector = MaskedIds(connector)  # items under the ids the manifest stores: no secret in a file name
+            listed = list(connector.items())
+        except Exception as exc:  # the source as a whole: nothing it holds is deleted as gone, the others go on
+            stats.error = f"cannot list {source.path}: {_reason(exc)}; its {len(known)} stored documents are kept"
+            self.progress.problem(f"{source.name}: {stats.error}")
+            return stats
         failed_before = {nid: stamp for _, nid, _, stamp in self.manifest.failures(source.name)}
         seen: set[str] = set()
         todo: list[Item] = []
-        for item in connector.items():
+        skipped = [item for item in listed if isinstance(item, Skipped)]
+        seen.update(_kept(known, skipped))
+        for item in listed:
+            if isinstance(item, Skipped):
+                continue
             seen.add(item.native_id)
             entry = known.get(item.native_id)
             if entry and entry.stamp == item.stamp:
                 stats.unchanged += 1
             elif failed_before.get(item.native_id) == item.stamp:
                 stats.failed += 1  # same bytes that failed last time: not retried
-            elif entry and connector.digest(item) == entry.digest:
+            elif entry and _digest(connector, item) == entry.digest:
                 self.manifest.restamp(entry.doc_id, item.stamp)
                 stats.unchanged += 1
             else:
@@ -204,6 +228,8 @@ class Run:
             self._delete(known[native_id].doc_id)
             stats.deleted += 1
         self.manifest.clear_failures(source.name, keep=seen)
+        for item in skipped:
+            self._report(source, item, item.reason, stats)
 
         if todo:
             self._load_and_write(source, connector, todo, known, stats)
@@ -233,11 +259,14 @@ class Run:
             self.progress.stop()
 
     def _failed(self, source: SourceSettings, item: Item, reason: str, stats: SourceStats) -> None:
+        self._report(source, item, reason, stats)
+        self.progress.advance(1, 0)
+
+    def _report(self, source: SourceSettings, item: Item, reason: str, stats: SourceStats) -> None:
         stats.failed += 1
         stats.failures.append((item.native_id, reason))
         self.manifest.record_failure(source.name, item.native_id, item.stamp, reason)
         self.progress.problem(f"{source.name}/{item.native_id}: {reason}")
-        self.progress.advance(1, 0)
 
     def _write(self, batch: list[Loaded], known: dict, stats: SourceStats) -> None:
         """Embed a batch of documents, then replace each of them under the manifest's journal."""
@@ -252,6 +281,7 @@ class Run:
             entry = known.get(b.item.native_id)
             stale.extend(f"{b.document.id}:{n}" for n in range(len(b.chunks), entry.chunks if entry else 0))
             stats.chunks += len(b.chunks)
+            stats.redacted += b.redacted
             if entry:
                 stats.updated += 1
             else:
@@ -266,3 +296,29 @@ class Run:
         self.store.delete_document(doc_id)
         self.manifest.forget(doc_id)
 
+
+def _publish(config: Config) -> None:
+    if needs_publish(config.store_path):
+        publish(config.store_path, with_vectors=not config.corpus.url)
+
+
+def _kept(known: dict, skipped: list[Skipped]) -> set[str]:
+    """Ids stored from skipped items that may come back (a folder that cannot be read now): they stay, as an
+    unreadable file's chunks do."""
+    keep = [s.native_id for s in skipped if s.keep]
+    return {nid for nid in known if any(nid == k or nid.startswith(k + "/") for k in keep)}
+
+
+def _digest(connector, item: Item) -> str | None:
+    """None when the item cannot be read now: it is then loaded, and its load says why in one line."""
+    try:
+        return connector.digest(item)
+    except OSError:
+        return None
+
+
+def _reason(exc: Exception) -> str:
+    """One line from whatever listing a source raised: the OS's words for an OSError, else the message."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    return " ".join(str(exc).split()) or type(exc).__name__

@@ -12,7 +12,10 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import uuid
 from pathlib import Path
+
+from corpus.errors import CorpusError
 
 KEEP = 2  # generations kept; readers copy theirs within seconds of it appearing
 
@@ -46,24 +49,41 @@ def publish(store_path: Path, with_vectors: bool) -> Path:
     """Copy the store as it is now into a new generation and make it current (atomically)."""
     root = published_root(store_path)
     root.mkdir(parents=True, exist_ok=True)
-    numbers = [int(p.name) for p in root.iterdir() if p.name.isdigit()]
-    generation = root / str(max(numbers, default=0) + 1)
+    # The random part keeps names unique when a store is deleted and rebuilt under a running reader,
+    # whose old generation would otherwise share the new one's name.
+    generation = root / f"{max(map(_number, _generations(root)), default=0) + 1}-{uuid.uuid4().hex[:12]}"
     staging = root / f".staging-{generation.name}"
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    if with_vectors:
-        source = store_path / "chroma"
-        shutil.copytree(source, staging / "chroma", ignore=shutil.ignore_patterns("chroma.sqlite3*"))
-        _backup(source / "chroma.sqlite3", staging / "chroma" / "chroma.sqlite3")
-    _backup(store_path / "manifest.sqlite", staging / "manifest.sqlite")
-    staging.rename(generation)
     pointer = root / ".CURRENT.tmp"
-    pointer.write_text(generation.name)
-    os.replace(pointer, root / "CURRENT")
+    try:
+        staging.mkdir()
+        if with_vectors:
+            source = store_path / "chroma"
+            shutil.copytree(source, staging / "chroma", ignore=shutil.ignore_patterns("chroma.sqlite3*"))
+            _backup(source / "chroma.sqlite3", staging / "chroma" / "chroma.sqlite3")
+        _backup(store_path / "manifest.sqlite", staging / "manifest.sqlite")
+        staging.rename(generation)
+        pointer.write_text(generation.name)
+        os.replace(pointer, root / "CURRENT")
+    except (OSError, sqlite3.Error) as exc:  # most often a full disk: readers keep the generation they have
+        for partial in (staging, generation):
+            shutil.rmtree(partial, ignore_errors=True)
+        pointer.unlink(missing_ok=True)
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise CorpusError(f"cannot publish the new store to {root}: {reason}. Searches keep the previous one; "
+                          "free some space and run `corpus ingest` again, which publishes it") from None
     (root / "UNPUBLISHED").unlink(missing_ok=True)
-    for old in sorted((p for p in root.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))[:-KEEP]:
+    for old in sorted(_generations(root), key=_number)[:-KEEP]:
         shutil.rmtree(old, ignore_errors=True)
     return generation
+
+
+def _generations(root: Path) -> list[Path]:
+    return [p for p in root.iterdir() if p.name.split("-")[0].isdigit()]
+
+
+def _number(generation: Path) -> int:
+    return int(generation.name.split("-")[0])
 
 
 def _backup(source: Path, target: Path) -> None:

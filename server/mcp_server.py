@@ -6,6 +6,9 @@ background so `initialize` and `tools/list` answer at once; the first search wai
 
 from __future__ import annotations
 
+import faulthandler
+import math
+import re
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,11 +28,9 @@ from corpus.errors import CorpusError
 from ingest.embedder import one_thread_per_query
 from server.check import Outcome, check
 from server.fetch import Fetched
-from server.fetch import fetch as fetch_item
 from server.questions import Question
-from server.search import MAX_LIMIT, Filters, Hit, Searcher
+from server.search import MAX_LIMIT, MAX_QUERY_CHARS, Filters, Hit, Searcher
 from server.sources import SourceInfo
-from server.sources import list_sources as sources_of
 
 INSTRUCTIONS = """\
 corpus searches what this organisation knows: its documents, Slack conversations and meetings.
@@ -61,6 +62,8 @@ class CheckReply(BaseModel):
 
 
 MAX_QUESTIONS = 20
+MAX_REQUEST_BYTES = 1 << 20  # a JSON-RPC call of 20 questions or a bounded query is a few kB
+MAX_FILTER_VALUES = 50  # per filter list: a session names a few sources or people, never thousands
 
 
 class Service:
@@ -81,7 +84,8 @@ class Service:
         try:
             one_thread_per_query()
             self.searcher.embedder.embed(["warm up"])
-            self.searcher.replica.snapshot()
+            with self.searcher.replica.reading():
+                pass
         except BaseException as exc:  # reported by the first tool call
             self._error = exc
         finally:
@@ -119,15 +123,18 @@ def build_server(config: Config, token_verifier=None, auth=None) -> MCPServer:
         annotations=READ_ONLY,
     )
     async def search(
-        query: Annotated[str, Field(description="what to look for, in a few words or a question")],
+        query: Annotated[str, Field(description=f"what to look for, in a few words or a question "
+                                                f"(at most {MAX_QUERY_CHARS} characters)")],
         ctx: Context,
         limit: Annotated[int, Field(ge=1, le=MAX_LIMIT, description="how many hits (default 8)")] = 8,
         kinds: Annotated[list[Literal["docs", "slack", "meetings"]] | None,
                          Field(description="only these kinds of source")] = None,
-        sources: Annotated[list[str] | None, Field(description="only these source names (see list_sources)")] = None,
+        sources: Annotated[list[str] | None, Field(max_length=MAX_FILTER_VALUES,
+                                                   description="only these source names (see list_sources)")] = None,
         after: Annotated[str | None, Field(description="only items updated on or after this date, YYYY-MM-DD")] = None,
         before: Annotated[str | None, Field(description="only items updated before this date, YYYY-MM-DD")] = None,
-        people: Annotated[list[str] | None, Field(description="only items by or with these people (full names)")]
+        people: Annotated[list[str] | None, Field(max_length=MAX_FILTER_VALUES,
+                                                  description="only items by or with these people (full names)")]
         = None,
     ) -> Annotated[CallToolResult, SearchResult]:
         service: Service = ctx.request_context.lifespan_context
@@ -163,14 +170,9 @@ def build_server(config: Config, token_verifier=None, auth=None) -> MCPServer:
         since, until = _clock("start", start), _clock("end", end)
 
         def run() -> CallToolResult:
-            searcher = service.ready()
-            item = _translate(lambda: fetch_item(searcher.replica.snapshot(), id, page=page, neighbours=neighbours,
-                                                 filters=Filters(groups=groups), start=since, end=until))
-            more = f" (page {item.page} of {item.pages}: fetch page={item.page + 1} to read on)" \
-                if item.page < item.pages else ""
-            header = f"{item.title} [{item.kind}, {item.source}, {item.date or 'undated'}]{more}\n" \
-                     f"cite: {item.citation_label} <{item.citation}>\n\n"
-            return _reply(item, header + item.text)
+            item = _translate(lambda: service.ready().fetch(id, filters=Filters(groups=groups), page=page,
+                                                            neighbours=neighbours, start=since, end=until))
+            return _reply(item, render_fetched(item))
 
         return await anyio.to_thread.run_sync(run)
 
@@ -179,12 +181,13 @@ def build_server(config: Config, token_verifier=None, auth=None) -> MCPServer:
     async def list_sources(ctx: Context) -> Annotated[CallToolResult, SourcesResult]:
         service: Service = ctx.request_context.lifespan_context
 
+        groups = _caller_groups()
+
         def run() -> CallToolResult:
-            snapshot = service.ready().replica.snapshot()
-            result = SourcesResult(sources=sources_of(config, snapshot))
+            result = SourcesResult(sources=service.ready().sources(groups))
             lines = [f"{s.name} ({s.kind}): {s.documents} documents, {s.chunks} chunks, last ingest "
                      f"{s.last_ingest or 'never'}, {s.failed_items} failed items" for s in result.sources]
-            return _reply(result, "\n".join(lines) or "no sources configured")
+            return _reply(result, "\n".join(lines) or "no sources")
 
         return await anyio.to_thread.run_sync(run)
 
@@ -234,10 +237,9 @@ def render_check(reply: CheckReply) -> str:
     """Per question: the offline verdict and its signals, then the passages quoted and cited."""
     blocks = [f"coverage {reply.coverage:.0%} ({reply.mode})"]
     for n, outcome in enumerate(reply.outcomes, start=1):
-        lines = [f"{n}. {outcome.question.text}\n   offline verdict: {outcome.verdict} ({outcome.brief})"]
+        lines = [f"{n}. {one_line(outcome.question.text)}\n   offline verdict: {outcome.verdict} ({outcome.brief})"]
         for e in outcome.evidence:
-            quoted = "\n".join(f"   > {line}" for line in e.text.splitlines())
-            lines.append(f"   [{e.title}] cite: {e.citation_label} <{e.citation}>\n{quoted}")
+            lines.append(f"   {_title(e.title)} cite: {_cite(e.citation_label, e.citation)}\n{quoted(e.text, '   ')}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
@@ -249,11 +251,45 @@ def render_hits(result: SearchResult) -> str:
     blocks = []
     for n, hit in enumerate(result.hits, start=1):
         where = hit.title + (f" › {hit.section}" if hit.section else "")
-        quoted = "\n".join(f"> {line}" for line in hit.text.splitlines())
-        notes = "".join(f"   note: {note}\n" for note in hit.notes)
-        blocks.append(f"{n}. {where} [{hit.kind}, {hit.source}, {hit.date or 'undated'}] id={hit.id}\n"
-                      f"   cite: {hit.citation_label} <{hit.citation}>\n{notes}{quoted}")
+        notes = "".join(f"   note: {one_line(note)}\n" for note in hit.notes)
+        blocks.append(f"{n}. {_title(where)} [{_meta(hit.kind, hit.source, hit.date)}] id={one_line(hit.id)}\n"
+                      f"   cite: {_cite(hit.citation_label, hit.citation)}\n{notes}{quoted(hit.text)}")
     return "\n\n".join(blocks)
+
+
+def render_fetched(item: Fetched) -> str:
+    """A fetched passage or document: one framed header line, one citation line, the text quoted."""
+    more = f" (page {item.page} of {item.pages}: fetch page={item.page + 1} to read on)" if item.page < item.pages \
+        else ""
+    return (f"{_title(item.title)} [{_meta(item.kind, item.source, item.date)}]{more}\n"
+            f"cite: {_cite(item.citation_label, item.citation)}\n\n{quoted(item.text)}")
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_INLINE_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]+")  # all but the line break
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """Source-controlled text in the frame (a title, a file name): one line, no control characters, bounded."""
+    text = " ".join(_CONTROL.sub(" ", text).split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def quoted(text: str, indent: str = "") -> str:
+    """A body quoted line by line, so nothing in it can pass for the frame around it."""
+    return "\n".join(f"{indent}> {line}" for line in _INLINE_CONTROL.sub(" ", text).split("\n"))
+
+
+def _title(title: str) -> str:
+    return f"“{one_line(title)}”"
+
+
+def _meta(kind: str, source: str, date: str | None) -> str:
+    return f"{kind}, {one_line(source)}, {date or 'undated'}"
+
+
+def _cite(label: str, uri: str) -> str:
+    return f"{one_line(label)} <{one_line(uri, limit=2000)}>"
 
 
 def _reply(result: object, text: str) -> CallToolResult:
@@ -276,7 +312,7 @@ def _date(name: str, value: str | None) -> datetime | None:
     try:
         return datetime.fromisoformat(value)
     except ValueError:
-        raise ToolError(f"{name} must be a date like 2026-01-31, not {value!r}") from None
+        raise ToolError(f"{name} must be a date like 2026-01-31, not {value[:40]!r}") from None
 
 
 def _clock(name: str, value: str | None) -> float | None:
@@ -287,8 +323,8 @@ def _clock(name: str, value: str | None) -> float | None:
         parts = [float(p) for p in value.strip().split(":")]
     except ValueError:
         parts = []
-    if not 1 <= len(parts) <= 3 or any(p < 0 for p in parts):
-        raise ToolError(f"{name} must be a time like 12:34 or 1:02:03, not {value!r}")
+    if not 1 <= len(parts) <= 3 or any(p < 0 or not math.isfinite(p) for p in parts):
+        raise ToolError(f"{name} must be a time like 12:34 or 1:02:03, not {value[:40]!r}")
     seconds = 0.0
     for part in parts:
         seconds = seconds * 60 + part
@@ -303,14 +339,19 @@ def _caller_groups() -> list[str] | None:
 
 def serve(config: Config, http: bool = False, host: str | None = None, port: int | None = None) -> None:
     """Run until stopped: stdio for a local Claude Code session, streamable HTTP for shared use."""
+    faulthandler.enable()  # a crash in native code (Chroma, torch) leaves its stack on stderr, not silence
     if not http:
         build_server(config).run()
         return
-    from server.http import auth_for, transport_security
+    import uvicorn
+
+    from server.http import auth_for, guarded_protocol, transport_security
 
     host = host or config.server.host
     port = port or config.server.port
     verifier, auth = auth_for(config.server, host, port)
-    build_server(config, verifier, auth).run(
-        transport="streamable-http", host=host, port=port, transport_security=transport_security(config.server, host)
-    )
+    app = build_server(config, verifier, auth).streamable_http_app(
+        transport_security=transport_security(config.server, host), host=host,
+        max_request_body_size=MAX_REQUEST_BYTES)
+    uvicorn.run(app, host=host, port=port, http=guarded_protocol(config.server.header_timeout),
+                timeout_keep_alive=5, log_level="info")

@@ -3,6 +3,9 @@
 Readers never write the store. The keyword index is read from the generation's manifest copy,
 opened immutable; the vectors from a private copy of the generation's Chroma folder (opening a
 Chroma folder writes to it), or from the Chroma server when ``[corpus] url`` is set.
+
+A search holds its snapshot from start to end (``Replica.reading``): a newer generation replaces
+the current one for later readers, and the old one is closed only when its last reader is done.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import sqlite3
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from corpus.config import Config
@@ -27,27 +32,77 @@ CHECK_EVERY = 1.0  # seconds between looks for a newer generation
 
 
 class Snapshot:
-    """One generation, opened: a Chroma collection and the keyword/manifest database."""
+    """One generation, opened: a Chroma collection and the keyword/manifest database.
+
+    Each thread gets its own read-only connection to the immutable manifest copy, so concurrent
+    searches never queue on one connection.
+    """
 
     def __init__(self, config: Config, model: ModelInfo, generation: Path):
         self.generation = generation
         self.private: Path | None = None
         if config.corpus.url:
-            client = open_client(config.store_path, config.corpus.url)
+            self.client = open_client(config.store_path, config.corpus.url)
         else:
             self.private = Path(tempfile.mkdtemp(prefix=f"reader-{os.getpid()}-", dir=config.store_path))
-            shutil.copytree(generation / "chroma", self.private / "chroma")
-            client = open_client(self.private, None)
-        self.store = ChunkStore(client, model, create=False)
-        self.db = sqlite3.connect(f"{(generation / 'manifest.sqlite').as_uri()}?mode=ro&immutable=1", uri=True,
-                                  check_same_thread=False)
+            try:
+                shutil.copytree(generation / "chroma", self.private / "chroma")
+                self.client = open_client(self.private, None)
+            except BaseException:
+                shutil.rmtree(self.private, ignore_errors=True)
+                raise
+        self.store = ChunkStore(self.client, model, create=False)
+        self._uri = f"{(generation / 'manifest.sqlite').as_uri()}?mode=ro&immutable=1"
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._readers = 0
+        self._retired = False
+        self.db.execute("SELECT 1 FROM sqlite_master LIMIT 1")  # a broken manifest fails here, not mid-search
 
-    def close(self) -> None:
-        self.db.close()
+    @property
+    def db(self) -> sqlite3.Connection:
+        """This thread's connection to the generation's manifest and keyword index."""
+        connection = getattr(self._local, "db", None)
+        if connection is None:
+            connection = sqlite3.connect(self._uri, uri=True, check_same_thread=False)
+            self._local.db = connection
+            with self._lock:
+                self._connections.append(connection)
+        return connection
+
+    def acquire(self) -> bool:
+        """Count a reader in; False once the snapshot is retired (the caller takes the newer one)."""
+        with self._lock:
+            if self._retired:
+                return False
+            self._readers += 1
+            return True
+
+    def release(self) -> None:
+        with self._lock:
+            self._readers -= 1
+            last = self._retired and self._readers == 0
+        if last:
+            self._close()
+
+    def retire(self) -> None:
+        """No new readers; closed now if none is reading, else when the last one is done."""
+        with self._lock:
+            self._retired = True
+            idle = self._readers == 0
+        if idle:
+            self._close()
+
+    def _close(self) -> None:
+        for connection in self._connections:
+            connection.close()
+        self._connections.clear()
+        try:
+            self.client.close()  # releases this snapshot's Chroma system only; other snapshots keep theirs
+        except Exception as exc:  # closing must never take a search down with it
+            log.warning("closing the reader of %s: %s", self.generation, exc)
         if self.private is not None:
-            from chromadb.api.shared_system_client import SharedSystemClient
-
-            SharedSystemClient.clear_system_cache()
             shutil.rmtree(self.private, ignore_errors=True)
 
 
@@ -63,26 +118,50 @@ class Replica:
         _remove_orphans(config.store_path)
         atexit.register(self.close)
 
-    def snapshot(self) -> Snapshot | None:
-        """The newest snapshot, or None when nothing was ever ingested."""
+    @contextmanager
+    def reading(self) -> Iterator[Snapshot | None]:
+        """The newest snapshot, held until the block ends; None when nothing is published."""
+        while True:
+            snapshot = self._current()
+            if snapshot is None or snapshot.acquire():
+                break
+        try:
+            yield snapshot
+        finally:
+            if snapshot is not None:
+                snapshot.release()
+
+    def _current(self) -> Snapshot | None:
         now = time.monotonic()
-        if self._snapshot is not None and now - self._checked < CHECK_EVERY:
-            return self._snapshot
+        snapshot = self._snapshot
+        if snapshot is not None and now - self._checked < CHECK_EVERY:
+            return snapshot
         with self._lock:
             self._checked = now
             generation = current_generation(self.config.store_path)
-            if generation is None:
-                return None
-            if self._snapshot is None or self._snapshot.generation != generation:
-                # Chroma caches clients process-wide; the old one is closed before the new one opens.
-                self.close()
-                self._snapshot = Snapshot(self.config, self.model, generation)
+            if self._snapshot is not None and self._snapshot.generation != generation:
+                self._snapshot.retire()  # a newer generation, or the store is gone
+                self._snapshot = None
+            if self._snapshot is None and generation is not None:
+                self._snapshot = self._open(generation)
             return self._snapshot
 
+    def _open(self, generation: Path) -> Snapshot:
+        """A writer keeps two generations: one it pruned while we copied it is retried with the newer one."""
+        while True:
+            try:
+                return Snapshot(self.config, self.model, generation)
+            except (OSError, sqlite3.Error):
+                newer = current_generation(self.config.store_path)
+                if newer is None or newer == generation:
+                    raise
+                generation = newer
+
     def close(self) -> None:
-        if self._snapshot is not None:
-            self._snapshot.close()
-            self._snapshot = None
+        with self._lock:
+            if self._snapshot is not None:
+                self._snapshot.retire()
+                self._snapshot = None
 
 
 def _remove_orphans(store_path: Path) -> None:

@@ -9,80 +9,27 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Literal
 
 from corpus.config import Config
-from corpus.errors import CorpusError
-from corpus.records import epoch
+from corpus.errors import CorpusError, EmptyCorpusError
 from ingest import annotations, keyword
 from ingest.embedder import Embedder
+from server.fetch import Fetched
+from server.fetch import fetch as fetch_item
+from server.hits import NO_FILTERS, Filters, Hit, hit_from
 from server.replica import Replica, Snapshot
+from server.sources import SourceInfo, list_sources
+
+__all__ = ["MAX_LIMIT", "Filters", "Hit", "Searcher"]
 
 MAX_LIMIT = 20  # 20 full chunks stay well under what a Claude tool result may hold
+MAX_QUERY_CHARS = 2000  # a long question is a few hundred; keyword terms are capped in ingest.keyword too
 RRF_K = 60
 BROAD_FILTER = 0.2  # filters passed by at least this share of chunks are checked on a deeper unfiltered list
 MAX_DEPTH = 2000
 SUPERSEDED_DROP = 3  # places a chunk `corpus dream` found superseded moves down: still shown, after the newer
 Mode = Literal["hybrid", "dense", "keyword"]
-
-
-@dataclass(frozen=True)
-class Filters:
-    """Applied inside each retrieval, so a filter never empties a top-k taken before it."""
-
-    kinds: Sequence[str] = ()
-    sources: Sequence[str] = ()
-    people: Sequence[str] = ()
-    after: datetime | None = None
-    before: datetime | None = None
-    groups: Sequence[str] | None = None  # access groups of the caller; None: no restriction (local use)
-
-    def where(self) -> dict | None:
-        """The same filters as a Chroma ``where`` clause."""
-        clauses: list[dict] = []
-        if self.kinds:
-            clauses.append({"kind": {"$in": list(self.kinds)}})
-        if self.sources:
-            clauses.append({"source": {"$in": list(self.sources)}})
-        if self.people:
-            clauses.append(_any([{"people_key": {"$contains": p.lower()}} for p in self.people]))
-        if self.after:
-            clauses.append({"updated": {"$gte": epoch(self.after)}})
-        if self.before:
-            clauses.append({"updated": {"$lt": epoch(self.before)}})
-        if self.groups is not None:
-            clauses.append(_any([{"access": {"$contains": g}} for g in (keyword.PUBLIC, *self.groups)]))
-        if not clauses:
-            return None
-        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
-
-    def keyword_args(self) -> dict:
-        return {
-            "sources": self.sources, "kinds": self.kinds, "people": self.people, "groups": self.groups,
-            "after": epoch(self.after),
-            "before": epoch(self.before),
-        }
-
-
-@dataclass(frozen=True)
-class Hit:
-    id: str
-    doc_id: str
-    title: str
-    kind: str
-    source: str
-    date: str | None
-    text: str
-    citation: str
-    citation_label: str
-    score: float
-    section: str | None = None
-    page: int | None = None
-    people: list[str] = field(default_factory=list)
-    duplicates: list[str] = field(default_factory=list)  # citations of near-identical hits folded into this one
-    notes: list[str] = field(default_factory=list)  # what `corpus dream` found: superseded, conflicting, duplicated
 
 
 class Searcher:
@@ -91,16 +38,25 @@ class Searcher:
         self.embedder = embedder or Embedder(config.embedding.model, config.embedding.device)
         self.replica = Replica(config, self.embedder)
 
-    def search(self, query: str, limit: int = 8, filters: Filters = Filters(), mode: Mode = "hybrid", *,
+    def search(self, query: str, limit: int = 8, filters: Filters = NO_FILTERS, mode: Mode = "hybrid", *,
                cap: int = MAX_LIMIT) -> list[Hit]:
         """``cap`` bounds ``limit``; only internal callers (`corpus eval`'s recall@100) lift it."""
-        query = query.strip()
-        if not query:
-            raise CorpusError("the query is empty; pass a few words describing what you are looking for")
+        query = bounded_query(query)
         limit = max(1, min(limit, cap))
-        snapshot = self.replica.snapshot()
-        if snapshot is None:
-            return []
+        with self.replica.reading() as snapshot:
+            return self._search(published(snapshot), query, limit, filters, mode)
+
+    def fetch(self, item_id: str, filters: Filters = NO_FILTERS, **options) -> Fetched:
+        """A hit with its neighbours, a whole document or a meeting's stretch; see ``server.fetch``."""
+        with self.replica.reading() as snapshot:
+            return fetch_item(published(snapshot), item_id, filters=filters, **options)
+
+    def sources(self, groups: Sequence[str] | None = None) -> list[SourceInfo]:
+        """The sources a caller with these access groups may know of (all of them locally)."""
+        with self.replica.reading() as snapshot:
+            return list_sources(self.config, snapshot, groups)
+
+    def _search(self, snapshot: Snapshot, query: str, limit: int, filters: Filters, mode: Mode) -> list[Hit]:
         candidates = min(max(limit * 5, 50), 200)
         rankings: list[list[str]] = []
         rows: dict[str, tuple[str, dict]] = {}
@@ -110,7 +66,7 @@ class Searcher:
             found = keyword.search(snapshot.db, query, candidates, **filters.keyword_args())
             rankings.append([chunk_id for chunk_id, _ in found])
         fused = _fuse(rankings)
-        notes = annotations.for_chunks(snapshot.db, [chunk_id for chunk_id, _ in fused])
+        notes = visible_notes(snapshot, [chunk_id for chunk_id, _ in fused], filters.groups)
         if notes:
             fused = _down_rank(fused, notes)
         return _collapse(snapshot, fused, rows, limit, notes)
@@ -139,6 +95,35 @@ class Searcher:
         ids = result["ids"][0]
         rows.update(zip(ids, zip(result["documents"][0], result["metadatas"][0], strict=True), strict=True))
         return ids
+
+
+def published(snapshot: Snapshot | None) -> Snapshot:
+    if snapshot is None:
+        raise EmptyCorpusError("the corpus is empty: nothing has been ingested and published yet; "
+                               "run `corpus ingest` first")
+    return snapshot
+
+
+def bounded_query(query: str) -> str:
+    """A query a person or a model would write; a huge one would scan the keyword index for minutes."""
+    query = query.strip()
+    if not query:
+        raise CorpusError("the query is empty; pass a few words describing what you are looking for")
+    if len(query) > MAX_QUERY_CHARS:
+        raise CorpusError(f"the query is {len(query):,} characters long; the limit is {MAX_QUERY_CHARS:,}. "
+                          "Search for the key words or one question at a time")
+    return query
+
+
+def visible_notes(snapshot: Snapshot, chunk_ids: list[str], groups: Sequence[str] | None) -> dict[str, list]:
+    """`corpus dream` notes on these chunks, without those naming a chunk the caller may not read."""
+    notes = annotations.for_chunks(snapshot.db, chunk_ids)
+    if groups is None or not notes:
+        return notes
+    others = list({a.other_chunk_id for found in notes.values() for a in found})
+    readable = keyword.passing(snapshot.db, others, groups=groups)
+    kept = {chunk_id: [a for a in found if a.other_chunk_id in readable] for chunk_id, found in notes.items()}
+    return {chunk_id: found for chunk_id, found in kept.items() if found}
 
 
 def _fuse(rankings: list[list[str]]) -> list[tuple[str, float]]:
@@ -193,27 +178,3 @@ _WORDS = re.compile(r"\w+")
 
 def _similar(a: set[str], b: set[str]) -> bool:
     return bool(a) and bool(b) and len(a & b) / len(a | b) >= 0.85
-
-
-def hit_from(chunk_id: str, text: str, meta: dict, score: float) -> Hit:
-    updated = meta.get("updated")
-    return Hit(
-        id=chunk_id,
-        doc_id=meta["doc_id"],
-        title=meta.get("title", ""),
-        kind=meta.get("kind", ""),
-        source=meta.get("source", ""),
-        date=datetime.fromtimestamp(updated, tz=UTC).date().isoformat() if updated else None,
-        text=text,
-        citation=meta.get("citation_uri", ""),
-        citation_label=meta.get("citation_label", ""),
-        score=round(float(score), 5),
-        section=meta.get("section"),
-        page=meta.get("page"),
-        people=list(meta.get("people") or []),
-    )
-
-
-def _any(clauses: list[dict]) -> dict:
-    return clauses[0] if len(clauses) == 1 else {"$or": clauses}
-

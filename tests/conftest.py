@@ -51,10 +51,14 @@ def docs_source(name: str, path: Path, **options: object) -> str:
 
 def load_all(connector) -> tuple[dict, dict]:
     """Every item a connector lists, loaded: documents by native id, and one-line failures by native id."""
+    from connectors.base import Skipped
     from corpus.errors import ItemError
 
     loaded, failed = {}, {}
     for item in connector.items():
+        if isinstance(item, Skipped):  # as a run does: reported, never loaded
+            failed[item.native_id] = item.reason
+            continue
         try:
             loaded[item.native_id] = connector.load(item)
         except ItemError as exc:

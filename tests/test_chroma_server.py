@@ -10,7 +10,6 @@ import pytest
 
 from corpus.config import load_config
 from ingest.pipeline import ingest
-from server.fetch import fetch
 from server.search import Searcher
 from tests.conftest import SAMPLE, docs_source, free_port, wait_for_port, write_config
 
@@ -44,7 +43,7 @@ def test_ingest_and_search_through_a_chroma_server(tmp_path, chroma_server, embe
     hit = searcher.search("how often do we get a new laptop?", limit=3)[0]
     assert "laptop-and-accounts" in hit.citation_label and "3 years" in hit.text
     assert searcher.search("nwctl", mode="keyword")[0].id == searcher.search("nwctl")[0].id
-    assert "3 years" in fetch(searcher.replica.snapshot(), hit.doc_id).text
+    assert "3 years" in searcher.fetch(hit.doc_id).text
 
     (docs / "people" / "expenses.md").unlink()
     assert ingest(config, embedder=embedder).sources["handbook"].deleted == 1

@@ -80,14 +80,3 @@ def test_no_chunk_of_the_18f_handbook_exceeds_the_model_limit(chunker, embedder)
     assert max(counts) <= embedder.max_tokens
     # chunks are actually filled, not one paragraph each
     assert sum(counts) / len(counts) > 80
-
-
-def test_secrets_are_redacted_before_they_are_chunked(chunker):
-    key = "AKIA" + "ABCDEFGHIJKLMNOP"
-    token = "xoxb-" + "123456789012-abcdefABCDEF"
-    text = (f"Deploy with key {key} and post to Slack with {token}. "
-            "The database is at postgres://app:hunter2secret@db.internal/app. Ask in #infra for a password.")
-    (chunk,) = chunker.chunk(_doc(Block(text)))
-    assert key not in chunk.text and token not in chunk.text and "hunter2secret" not in chunk.text
-    assert "[redacted aws access key]" in chunk.text and "[redacted slack token]" in chunk.text
-    assert "Ask in #infra for a password." in chunk.text  # ordinary words stay

@@ -20,7 +20,6 @@ from corpus.config import load_config
 from corpus.errors import ConfigError, CorpusError
 from ingest.pipeline import ingest
 from ingest.progress import Progress
-from server.fetch import fetch
 from server.search import Filters, Searcher
 from tests.conftest import load_all, shared, write_config
 
@@ -213,16 +212,15 @@ def test_meetings_end_to_end_search_people_and_reingest(tmp_path, embedder):
     # fetch a stretch of the meeting by time: the chunks overlapping it, cited at their start
     minutes, seconds = summer[0].citation.rsplit("#t=", 1)[1].split(":")
     at = int(minutes) * 60 + int(seconds)
-    snapshot = searcher.replica.snapshot()
-    whole = fetch(snapshot, summer[0].doc_id)
-    stretch = fetch(snapshot, summer[0].doc_id, start=at, end=at + 20)
+    whole = searcher.fetch(summer[0].doc_id)
+    stretch = searcher.fetch(summer[0].doc_id, start=at, end=at + 20)
     assert summer[0].text.splitlines()[0] in stretch.text and len(stretch.text) < len(whole.text)
     begins = stretch.citation.rsplit("#t=", 1)[1].split(":")
     assert int(begins[0]) * 60 + int(begins[1]) <= at  # cited where the stretch starts
     with pytest.raises(CorpusError, match="nothing in .* in that time range"):
-        fetch(snapshot, summer[0].doc_id, start=10 * 3600)
+        searcher.fetch(summer[0].doc_id, start=10 * 3600)
     with pytest.raises(CorpusError, match="pass its doc_id"):
-        fetch(snapshot, summer[0].id, start=at)
+        searcher.fetch(summer[0].id, start=at)
 
     before = whisper.TOTALS.transcribed
     again = ingest(config, embedder=embedder).sources["meetings"]

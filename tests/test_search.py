@@ -13,7 +13,6 @@ from corpus.config import load_config
 from corpus.errors import CorpusError
 from ingest.pipeline import ingest
 from server import replica
-from server.fetch import fetch
 from server.search import Filters, Searcher
 from tests.conftest import REPO, SAMPLE, docs_source, write_config
 
@@ -96,20 +95,19 @@ def test_access_groups_hide_restricted_sources(searcher):
 
 def test_fetch_a_document_and_a_chunk_with_neighbours(searcher):
     hit = searcher.search("how does the on-call hand-off work?", limit=1)[0]
-    snapshot = searcher.replica.snapshot()
-    around = fetch(snapshot, hit.id, neighbours=1)
+    around = searcher.fetch(hit.id, neighbours=1)
     assert hit.text in around.text and around.first_chunk <= int(hit.id.split(":")[1]) <= around.last_chunk
-    whole = fetch(snapshot, hit.doc_id)
+    whole = searcher.fetch(hit.doc_id)
     assert whole.title == hit.title and hit.text in whole.text and whole.pages == 1
     # overlapping sentences of split chunks appear once in the whole document
     assert whole.text.count("The hand-off happens every Monday at 10:00") == 1
     with pytest.raises(CorpusError, match="no document or chunk"):
-        fetch(snapshot, "dnothere")
+        searcher.fetch("dnothere")
     with pytest.raises(CorpusError, match="page 9 does not exist"):
-        fetch(snapshot, hit.doc_id, page=9)
+        searcher.fetch(hit.doc_id, page=9)
     restricted = searcher.search("salary band", limit=1, filters=Filters(sources=["hr"]))[0]
     with pytest.raises(CorpusError):
-        fetch(snapshot, restricted.doc_id, filters=Filters(groups=["eng"]))
+        searcher.fetch(restricted.doc_id, filters=Filters(groups=["eng"]))
 
 
 def test_empty_query_is_an_error_that_says_what_to_do(searcher):
