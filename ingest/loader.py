@@ -20,6 +20,7 @@ from ingest.masking import mask_document
 from ingest.redact import redact
 
 _DONE = object()
+QUEUED_CHARS = 64_000_000  # a few hundred MB of Python strings and chunk records at most
 
 
 @dataclass(frozen=True)
@@ -35,13 +36,18 @@ Refine = Callable[[Document, list[Chunk]], list[Chunk]]
 
 
 def load_in_background(connector: Connector, chunker: Chunker, items: Sequence[Item],
-                       depth: int = 32, refine: Refine | None = None) -> Iterator[Loaded]:
+                       depth: int = 32, refine: Refine | None = None,
+                       queued_chars: int = QUEUED_CHARS) -> Iterator[Loaded]:
     """Yield each item parsed and chunked, in order; an unreadable item comes with its reason.
+
+    At most ``depth`` documents and about ``queued_chars`` characters of chunk text wait to be taken
+    (a document larger than that still passes, alone), so a folder of large files cannot pile up.
 
     ``refine`` runs on each document's chunks on this thread too (contextual chunks call Claude there).
     """
     results: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
+    budget = _TextBudget(queued_chars)
 
     def put(value) -> bool:
         while not stop.is_set():
@@ -55,7 +61,8 @@ def load_in_background(connector: Connector, chunker: Chunker, items: Sequence[I
     def work() -> None:
         try:
             for item in items:
-                if not put(_load(connector, chunker, item, refine)):
+                loaded = _load(connector, chunker, item, refine)
+                if not budget.take(_size(loaded), stop) or not put(loaded):
                     return
         except BaseException as exc:  # a bug, not a bad file: surface it in the caller's thread
             put(exc)
@@ -71,10 +78,38 @@ def load_in_background(connector: Connector, chunker: Chunker, items: Sequence[I
                 return
             if isinstance(value, BaseException):
                 raise value
+            budget.give(_size(value))
             yield value
     finally:
         stop.set()
         thread.join(timeout=5)
+
+
+class _TextBudget:
+    """Characters of chunk text loaded but not yet taken by the consumer."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.used = 0
+        self.changed = threading.Condition()
+
+    def take(self, size: int, stop: threading.Event) -> bool:
+        with self.changed:
+            while self.used and self.used + size > self.limit:
+                if stop.is_set():
+                    return False
+                self.changed.wait(timeout=0.2)
+            self.used += size
+            return True
+
+    def give(self, size: int) -> None:
+        with self.changed:
+            self.used -= size
+            self.changed.notify_all()
+
+
+def _size(loaded: Loaded) -> int:
+    return sum(len(c.text) for c in loaded.chunks)
 
 
 def _load(connector: Connector, chunker: Chunker, item: Item, refine: Refine | None) -> Loaded:

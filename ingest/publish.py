@@ -9,6 +9,7 @@ the Chroma part privately and open the manifest part immutable, so they never wr
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import sqlite3
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from corpus.errors import CorpusError
 
+READERS = "readers.lock"  # readers hold a shared lock on it while they read the generation
 KEEP = 2  # generations kept; readers copy theirs within seconds of it appearing
 
 
@@ -74,8 +76,42 @@ def publish(store_path: Path, with_vectors: bool) -> Path:
                           "free some space and run `corpus ingest` again, which publishes it") from None
     (root / "UNPUBLISHED").unlink(missing_ok=True)
     for old in sorted(_generations(root), key=_number)[:-KEEP]:
-        shutil.rmtree(old, ignore_errors=True)
+        _remove_unless_read(old)
     return generation
+
+
+def hold(generation: Path) -> int:
+    """A reader's claim on a generation (a shared lock): the writer removes no generation still claimed.
+
+    The claim goes when the descriptor is closed, or with the process that holds it.
+    """
+    fd = os.open(generation / READERS, os.O_RDONLY | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        if not (generation / "manifest.sqlite").exists():
+            raise FileNotFoundError(f"generation {generation.name} was removed")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _remove_unless_read(generation: Path) -> None:
+    """An old generation goes unless a reader still holds it; a later publish tries again."""
+    try:
+        fd = os.open(generation / READERS, os.O_RDONLY | os.O_CREAT, 0o644)
+    except OSError:
+        shutil.rmtree(generation, ignore_errors=True)
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return  # still read: kept until its readers let go
+    try:
+        shutil.rmtree(generation, ignore_errors=True)
+    finally:
+        os.close(fd)  # a reader waiting for the lock then finds the generation gone and takes the newest
 
 
 def _generations(root: Path) -> list[Path]:

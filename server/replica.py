@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from corpus.config import Config
-from ingest.publish import current_generation
+from ingest.publish import current_generation, hold
 from ingest.store import ChunkStore, ModelInfo, open_client
 
 log = logging.getLogger(__name__)
@@ -41,24 +41,25 @@ class Snapshot:
     def __init__(self, config: Config, model: ModelInfo, generation: Path):
         self.generation = generation
         self.private: Path | None = None
-        if config.corpus.url:
-            self.client = open_client(config.store_path, config.corpus.url)
-        else:
-            self.private = Path(tempfile.mkdtemp(prefix=f"reader-{os.getpid()}-", dir=config.store_path))
-            try:
+        self._claim = hold(generation)  # the writer keeps this generation until the claim is closed
+        try:
+            if config.corpus.url:
+                self.client = open_client(config.store_path, config.corpus.url)
+            else:
+                self.private = Path(tempfile.mkdtemp(prefix=f"reader-{os.getpid()}-", dir=config.store_path))
                 shutil.copytree(generation / "chroma", self.private / "chroma")
                 self.client = open_client(self.private, None)
-            except BaseException:
-                shutil.rmtree(self.private, ignore_errors=True)
-                raise
-        self.store = ChunkStore(self.client, model, create=False)
-        self._uri = f"{(generation / 'manifest.sqlite').as_uri()}?mode=ro&immutable=1"
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-        self._readers = 0
-        self._retired = False
-        self.db.execute("SELECT 1 FROM sqlite_master LIMIT 1")  # a broken manifest fails here, not mid-search
+            self.store = ChunkStore(self.client, model, create=False)
+            self._uri = f"{(generation / 'manifest.sqlite').as_uri()}?mode=ro&immutable=1"
+            self._local = threading.local()
+            self._connections: list[sqlite3.Connection] = []
+            self._lock = threading.Lock()
+            self._readers = 0
+            self._retired = False
+            self.db.execute("SELECT 1 FROM sqlite_master LIMIT 1")  # a broken manifest fails here, not mid-search
+        except BaseException:
+            self._close()
+            raise
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -95,15 +96,16 @@ class Snapshot:
             self._close()
 
     def _close(self) -> None:
-        for connection in self._connections:
+        for connection in getattr(self, "_connections", ()):
             connection.close()
-        self._connections.clear()
-        try:
-            self.client.close()  # releases this snapshot's Chroma system only; other snapshots keep theirs
-        except Exception as exc:  # closing must never take a search down with it
-            log.warning("closing the reader of %s: %s", self.generation, exc)
+        if hasattr(self, "client"):
+            try:
+                self.client.close()  # releases this snapshot's Chroma system only; other snapshots keep theirs
+            except Exception as exc:  # closing must never take a search down with it
+                log.warning("closing the reader of %s: %s", self.generation, exc)
         if self.private is not None:
             shutil.rmtree(self.private, ignore_errors=True)
+        os.close(self._claim)
 
 
 class Replica:

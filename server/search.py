@@ -21,8 +21,6 @@ from server.hits import NO_FILTERS, Filters, Hit, hit_from
 from server.replica import Replica, Snapshot
 from server.sources import SourceInfo, list_sources
 
-__all__ = ["MAX_LIMIT", "Filters", "Hit", "Searcher"]
-
 MAX_LIMIT = 20  # 20 full chunks stay well under what a Claude tool result may hold
 MAX_QUERY_CHARS = 2000  # a long question is a few hundred; keyword terms are capped in ingest.keyword too
 RRF_K = 60

@@ -253,3 +253,22 @@ def test_megabytes_of_prose_in_one_paragraph_are_cut_at_sentences_without_tokeni
     assert max(embedder.count_tokens([c.embed_text for c in chunks])) <= embedder.max_tokens
     kept = [line for c in chunks for line in c.text.split("\n")]
     assert list(dict.fromkeys(kept)) == sentences  # every sentence whole, in order (overlap repeats some)
+
+
+def test_the_loader_stops_reading_ahead_once_its_text_budget_is_queued(tmp_path, embedder):
+    import time
+
+    from ingest.loader import load_in_background
+
+    for n in range(6):
+        (tmp_path / f"report-{n}.txt").write_text(_prose(200_000))
+    connector = _docs(tmp_path)
+    loads = []
+    original = connector.load
+    connector.load = lambda item: loads.append(item.native_id) or original(item)
+    chunker = Chunker(embedder.measure(), max_tokens=embedder.max_tokens)
+    stream = load_in_background(connector, chunker, list(connector.items()), queued_chars=300_000)
+    first = next(stream)
+    time.sleep(2)  # the reader runs ahead as far as it may while this consumer holds back
+    assert first.error is None and len(loads) <= 3  # the taken one, one queued, one waiting for room
+    assert len([first, *stream]) == 6 and len(loads) == 6  # and all of them arrive in the end

@@ -53,14 +53,22 @@ def corpus(tmp_path, embedder, monkeypatch):
 def test_a_snapshot_lives_until_its_last_reader_is_done(corpus, embedder):
     config, searcher, docs = corpus
     with searcher.replica.reading() as old:
-        (docs / "bikes.md").write_text("# Bikes\n\nThe bike shed code is 4711.\n")
-        ingest(config, embedder=embedder, progress=Progress(interval=999))
-        # another reader gets the new generation while this one still reads the old
-        newer = [h.text for h in searcher.search("bike shed code")]
-        assert any("4711" in text for text in newer)
-        assert old.store.collection.count() > 0 and old.db.execute("SELECT count(*) FROM chunk_meta").fetchone()[0]
-        assert old.private.exists()
+        for code in (4711, 4712):  # two publishes: the writer would prune the held generation by now
+            (docs / "bikes.md").write_text(f"# Bikes\n\nThe bike shed code is {code}.\n")
+            ingest(config, embedder=embedder, progress=Progress(interval=999))
+            # another reader gets the new generation while this one still reads the old
+            assert any(str(code) in h.text for h in searcher.search("bike shed code"))
+        counted = []
+        reader = threading.Thread(target=lambda: counted.append(
+            old.db.execute("SELECT count(*) FROM chunk_meta").fetchone()[0]))  # a new thread opens it afresh
+        reader.start()
+        reader.join()
+        assert old.store.collection.count() > 0 and counted and counted[0] > 0
+        assert old.private.exists() and old.generation.exists()
     assert not old.private.exists()  # closed and removed once its reader let go
+    (docs / "bikes.md").write_text("# Bikes\n\nThe bike shed code is 4713.\n")
+    ingest(config, embedder=embedder, progress=Progress(interval=999))
+    assert not old.generation.exists()  # no longer held: the next publish removes it
     with searcher.replica.reading() as current:
         assert current is not old and current.private.exists()
 
@@ -132,6 +140,7 @@ def test_tools_frame_source_text_and_reject_bad_arguments(corpus):
     assert all(e.is_error for e in errors.values())
     assert "time like 12:34" in errors["nan"].content[0].text and "time like" in errors["inf"].content[0].text
     assert "limit is" in errors["long"].content[0].text
+    assert "at most 50" in errors["sources"].content[0].text
 
 
 def test_a_client_sending_headers_too_slowly_is_disconnected(corpus):
