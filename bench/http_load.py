@@ -118,7 +118,7 @@ def write_corpus(folder: Path, docs: int = 32) -> Path:
 
 
 def cli(config: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "corpus.cli", "--config", str(config), *args]
+    return [sys.executable, "-m", "cli.main", "--config", str(config), *args]
 
 
 def cli_ingest(config: Path) -> str | None:

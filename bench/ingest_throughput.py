@@ -45,7 +45,7 @@ def run(args: list[str], measure: bool = False) -> tuple[str, float, int]:
 
 
 def cli(config: Path, *command: str, measure: bool = False) -> tuple[str, float, int]:
-    return run([sys.executable, "-m", "corpus.cli", "--config", str(config), *command], measure=measure)
+    return run([sys.executable, "-m", "cli.main", "--config", str(config), *command], measure=measure)
 
 
 def write_config(folder: Path, docs: Path) -> Path:

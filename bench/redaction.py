@@ -15,8 +15,8 @@ import corpus  # noqa: F401  (offline environment before any heavy import)
 from connectors import open_connector, settings_model
 from connectors.base import ConnectorContext
 from corpus.errors import CorpusError
+from corpus.redact import find
 from ingest.masking import mask_document
-from ingest.redact import find
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 DEFAULT = [(SHARED / "docs" / "18f-handbook", "docs"), (SHARED / "docs" / "unstructured-example-docs", "docs"),

@@ -283,7 +283,7 @@ def published_chunks(store_path: Path) -> int | None:
     """Chunks in the current published generation's manifest, or None when there is none."""
     import sqlite3
 
-    from ingest.publish import current_generation
+    from store.publish import current_generation
 
     generation = current_generation(store_path)
     if generation is None:
@@ -294,10 +294,10 @@ def published_chunks(store_path: Path) -> int | None:
 
 def build_store(folder: Path, n_chunks: int, seed: int) -> Build:
     """Write ``n_chunks`` synthetic chunks the way Run._write does, then publish a generation."""
-    from ingest.lock import WriterLock
-    from ingest.manifest import Manifest
-    from ingest.publish import mark_unpublished, publish
-    from ingest.store import ChunkStore, open_client
+    from store.chroma import ChunkStore, open_client
+    from store.lock import WriterLock
+    from store.manifest import Manifest
+    from store.publish import mark_unpublished, publish
 
     store_path = folder / "store"
     build = Build()
@@ -358,7 +358,7 @@ class Query:
         return bool(self.sources or self.people or self.after or self.before)
 
     def filters(self):
-        from server.search import Filters
+        from store.filters import Filters
 
         return Filters(sources=self.sources, people=self.people, after=self.after, before=self.before)
 
@@ -414,7 +414,7 @@ def measure_api(config_path: Path, embedder, queries: list[Query],
                 n: int) -> tuple[list[Series], dict[str, float], list[Series], list[Series]]:
     """Embedding alone and Searcher.search in each mode, warm, interleaved per query so that load on the machine
     falls on every path alike; also the first snapshot and first query (cold), and two diagnostic paths."""
-    from corpus.config import load_config
+    from connectors import load_config
     from server.search import Searcher
 
     searcher = Searcher(load_config(config_path), embedder)
@@ -498,9 +498,9 @@ def keyword_breakdown(config_path: Path, queries: list[Query]) -> list[tuple[flo
     """Per question: keyword search ms (best of 3, no filter) and how many chunks its words match."""
     import sqlite3
 
-    from corpus.config import load_config
-    from ingest import keyword
-    from ingest.publish import current_generation
+    from connectors import load_config
+    from store import keyword
+    from store.publish import current_generation
 
     generation = current_generation(load_config(config_path).store_path)
     assert generation is not None
@@ -559,7 +559,7 @@ async def _call(session, q: Query, series: Series, record: bool) -> None:
 def measure_stdio(config_path: Path, queries: list[Query], n: int, log: Path) -> tuple[Series, float, float]:
     from mcp import StdioServerParameters, stdio_client
 
-    params = StdioServerParameters(command=sys.executable, args=["-m", "corpus.cli", "--config", str(config_path),
+    params = StdioServerParameters(command=sys.executable, args=["-m", "cli.main", "--config", str(config_path),
                                                                  "serve"], cwd=str(REPO))
 
     async def main() -> tuple[Series, float, float]:
@@ -578,7 +578,7 @@ def measure_http(config_path: Path, queries: list[Query], n: int, log: Path) -> 
         port = s.getsockname()[1]
     with log.open("w") as out:
         started = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "corpus.cli", "--config", str(config_path), "serve", "--http",
+        proc = subprocess.Popen([sys.executable, "-m", "cli.main", "--config", str(config_path), "serve", "--http",
                                  "--host", "127.0.0.1", "--port", str(port)], cwd=REPO, stdout=out, stderr=out)
     try:
         deadline = time.monotonic() + 300

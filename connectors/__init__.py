@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 from connectors.base import Connector, ConnectorContext
-from corpus.config import SourceSettings
+from corpus.config import Config, SourceSettings, parse_config
 from corpus.errors import ConfigError
 
 # kind -> module; each module defines ``Settings`` (its corpus.toml options) and ``connector(settings, context)``.
@@ -26,6 +27,11 @@ def _module(kind: object):
 def settings_model(kind: object) -> type[SourceSettings]:
     """The pydantic model that validates a source of this kind."""
     return _module(kind).Settings
+
+
+def load_config(path: Path | None = None) -> Config:
+    """corpus.toml read and validated, each source against its connector's options."""
+    return parse_config(path, settings_model)
 
 
 def open_connector(settings: SourceSettings, context: ConnectorContext | None = None) -> Connector:

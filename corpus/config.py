@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -119,10 +120,12 @@ class Config(Strict):
         raise ConfigError(f"no source named {name!r} in the config (sources: {known})")
 
 
-def load_config(path: Path | None = None) -> Config:
-    """Read and validate a corpus.toml; every problem is a ConfigError naming the key and line."""
-    from connectors import settings_model  # the kind decides which options a source may have
+def parse_config(path: Path | None, settings_model: Callable[[object], type[SourceSettings]]) -> Config:
+    """Read and validate a corpus.toml; every problem is a ConfigError naming the key and line.
 
+    ``settings_model`` gives the options a source of each kind may have; the connectors know them
+    (``connectors.load_config`` passes it), this module sits below them.
+    """
     path = Path(path or DEFAULT_CONFIG)
     try:
         text = path.read_text(encoding="utf-8")

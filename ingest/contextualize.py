@@ -17,8 +17,8 @@ from pathlib import Path
 
 from corpus.claude import Claude
 from corpus.records import Chunk, Document
+from corpus.redact import scrub
 from ingest.chunker import TokenMeasure
-from ingest.redact import scrub
 
 PROMPT_VERSION = "1"
 RESERVE_TOKENS = 64  # word pieces the chunker leaves free for the sentence

@@ -20,14 +20,12 @@ from pathlib import Path
 from corpus.claude import Claude
 from corpus.config import Config
 from corpus.errors import CorpusError
-from ingest import annotations
-from ingest.annotations import Annotation
 from ingest.embedder import Embedder
 from ingest.judge import Passage, Verdict, judge_offline, judge_with_claude
-from ingest.lock import WriterLock
-from ingest.manifest import Manifest
-from ingest.publish import mark_unpublished, publish
-from ingest.store import ChunkStore, open_client
+from store import annotations
+from store.annotations import Annotation
+from store.chroma import ChunkStore
+from store.writer import Writer, writing
 
 NEIGHBOURS = 5  # nearest chunks of other documents looked at per chunk
 CANDIDATE_SIMILARITY = 0.75  # cosine similarity below which two chunks are not about the same thing
@@ -61,9 +59,8 @@ def dream(config: Config, *, full: bool = False, offline: bool = False) -> Dream
     """Examine what changed since the last pass (everything with ``full``), record findings, publish."""
     started = time.time()
     claude = Claude(config.claude, offline="--offline" if offline else None)
-    with _annotating(config) as manifest:
-        store = ChunkStore(open_client(config.store_path, config.corpus.url), Embedder(config.embedding.model),
-                           create=False)
+    with _annotating(config) as writer:
+        store, manifest = writer.store, writer.manifest
         if store.collection is None:
             raise CorpusError("nothing is ingested yet; run `corpus ingest` first")
         since = None if full else annotations.last_run_started(manifest.db)
@@ -86,21 +83,16 @@ def dream(config: Config, *, full: bool = False, offline: bool = False) -> Dream
 
 def undo(config: Config) -> int:
     """Remove every annotation dreaming made; returns how many."""
-    with _annotating(config) as manifest, manifest.db:
-        return annotations.clear(manifest.db)
+    with _annotating(config) as writer, writer.manifest.db:
+        return annotations.clear(writer.manifest.db)
 
 
 @contextmanager
-def _annotating(config: Config) -> Iterator[Manifest]:
-    """The manifest under the writer lock; what the block changed is published when it ends without error."""
-    with WriterLock(config.store_path):
-        manifest = Manifest(config.store_path / "manifest.sqlite")
-        try:
-            yield manifest
-        finally:
-            manifest.close()
-        mark_unpublished(config.store_path)
-        publish(config.store_path, with_vectors=not config.corpus.url)
+def _annotating(config: Config) -> Iterator[Writer]:
+    """The store open for writing annotations; they are published when the block ends without error."""
+    with writing(config, Embedder(config.embedding.model), create=False) as writer:
+        writer.changing()
+        yield writer
 
 
 def summary_counts(result: DreamResult) -> dict:

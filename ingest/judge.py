@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 
 from corpus.claude import Claude
-from ingest.redact import redact
+from corpus.redact import redact
 
 DUPLICATE_SIMILARITY = 0.95
 DUPLICATE_OVERLAP = 0.8  # word-set Jaccard

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from connectors.base import Connector
 from corpus.errors import ItemError
 from corpus.records import Chunk, Document, Item
+from corpus.redact import redact
 from ingest.chunker import Chunker
 from ingest.masking import mask_document
-from ingest.redact import redact
 
 _DONE = object()
 QUEUED_CHARS = 64_000_000  # a few hundred MB of Python strings and chunk records at most

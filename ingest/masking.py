@@ -17,7 +17,7 @@ from urllib.parse import quote, unquote
 
 from connectors.base import Connector, Skipped
 from corpus.records import Block, Citation, Document, Item
-from ingest.redact import echoes, find, mask, merge, redact, scrub, stored_id
+from corpus.redact import echoes, find, mask, merge, redact, scrub, stored_id
 
 _URI_SAFE = "/:#?&=@+,;!$'()*~%"
 

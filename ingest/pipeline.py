@@ -6,7 +6,6 @@ manifest.py), so a killed run followed by another ends in the same store as one 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -21,12 +20,9 @@ from ingest.chunker import Chunker
 from ingest.contextualize import RESERVE_TOKENS, Contextualizer
 from ingest.embedder import Embedder
 from ingest.loader import Loaded, load_in_background
-from ingest.lock import WriterLock
-from ingest.manifest import Manifest
 from ingest.masking import MaskedIds
 from ingest.progress import Progress
-from ingest.publish import mark_unpublished, needs_publish, publish
-from ingest.store import ChunkStore, open_client
+from store.writer import Writer, writing
 
 log = logging.getLogger(__name__)
 
@@ -74,48 +70,20 @@ def ingest(config: Config, names: list[str] | None = None, full: bool = False,
            embedder: Embedder | None = None, progress: Progress | None = None) -> RunResult:
     """Bring the store in line with the sources named (all by default)."""
     selected = [config.source(n) for n in names] if names else list(config.sources)
-    store_path = config.store_path
     progress = progress or Progress()
-    with WriterLock(store_path):
-        embedder = embedder or Embedder(config.embedding.model, config.embedding.device, config.embedding.batch_size)
-        client = open_client(store_path, config.corpus.url)
-        rebuild = full and not names
-        path = store_path / "manifest.sqlite"
-        manifest = Manifest.set_aside_if_corrupt(path, progress.note) if rebuild else Manifest(path)
-        try:
-            store = ChunkStore(client, embedder, rebuild=rebuild)
-            if rebuild:
-                mark_unpublished(store_path)
-                manifest.drop_source(None)
-            run = Run(config, store, manifest, embedder, progress)
-            try:
-                result = run.execute(selected, full=full, prune=not names)
-            except Exception:
-                if not manifest.pending():  # every document is whole: serve what was written before the error
-                    with contextlib.suppress(Exception):  # the run's own error is the one to show
-                        _publish(config)
-                raise
-            _publish(config)
-            return result
-        finally:
-            manifest.close()
-            client.close()  # Chroma caches clients per path; a store removed and rebuilt needs a fresh one
+    embedder = embedder or Embedder(config.embedding.model, config.embedding.device, config.embedding.batch_size)
+    with writing(config, embedder, rebuild=full and not names, note=progress.note) as writer:
+        return Run(config, writer, embedder, progress).execute(selected, full=full, prune=not names)
 
 
 class Run:
-    def __init__(self, config: Config, store: ChunkStore, manifest: Manifest, embedder: Embedder, progress: Progress):
+    def __init__(self, config: Config, writer: Writer, embedder: Embedder, progress: Progress):
         self.config = config
-        self.store = store
-        self.manifest = manifest
+        self.store = writer.store
+        self.manifest = writer.manifest
+        self._changing = writer.changing
         self.embedder = embedder
         self.progress = progress
-        self._marked = False
-
-    def _changing(self) -> None:
-        """Called before any change to the store, so a killed run still gets published by the next."""
-        if not self._marked:
-            mark_unpublished(self.config.store_path)
-            self._marked = True
 
     @cached_property
     def claude(self) -> Claude | None:
@@ -295,11 +263,6 @@ class Run:
         self.manifest.begin([(doc_id, "", "", 0)])
         self.store.delete_document(doc_id)
         self.manifest.forget(doc_id)
-
-
-def _publish(config: Config) -> None:
-    if needs_publish(config.store_path):
-        publish(config.store_path, with_vectors=not config.corpus.url)
 
 
 def _kept(known: dict, skipped: list[Skipped]) -> set[str]:

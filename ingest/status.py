@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from corpus.config import Config
-from ingest.manifest import Manifest
+from store.manifest import Manifest
 
 
 @dataclass(frozen=True)

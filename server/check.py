@@ -15,9 +15,10 @@ import re
 from dataclasses import asdict, dataclass, field
 
 from corpus.claude import Claude
-from ingest import keyword
 from server.questions import Question
-from server.search import Filters, Hit, Searcher
+from server.search import Hit, Searcher
+from store import keyword
+from store.filters import Filters
 
 DEPTH = 5
 ANSWERED_SIMILARITY = 0.55

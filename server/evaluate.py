@@ -22,8 +22,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from connectors import load_config
 from connectors.beir import CORPUS_FILES, read_lines
-from corpus.config import Config, load_config
+from corpus.config import Config
 from corpus.errors import CorpusError
 from corpus.records import document_id
 

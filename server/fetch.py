@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from corpus.errors import CorpusError
-from server.hits import Filters, hit_from
-from server.replica import Snapshot
+from server.hits import hit_from
+from store.filters import Filters
+from store.replica import Snapshot
 
 PAGE_CHARS = 12_000  # about 3k tokens a page: well under what a Claude tool result may hold
 

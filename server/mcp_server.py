@@ -29,8 +29,9 @@ from ingest.embedder import one_thread_per_query
 from server.check import Outcome, check
 from server.fetch import Fetched
 from server.questions import Question
-from server.search import MAX_LIMIT, MAX_QUERY_CHARS, Filters, Hit, Searcher
+from server.search import MAX_LIMIT, MAX_QUERY_CHARS, Hit, Searcher
 from server.sources import SourceInfo
+from store.filters import Filters
 
 INSTRUCTIONS = """\
 corpus searches what this organisation knows: its documents, Slack conversations and meetings.

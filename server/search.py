@@ -13,16 +13,17 @@ from typing import Literal
 
 from corpus.config import Config
 from corpus.errors import CorpusError, EmptyCorpusError
-from ingest import annotations, keyword
 from ingest.embedder import Embedder
 from server.fetch import Fetched
 from server.fetch import fetch as fetch_item
-from server.hits import NO_FILTERS, Filters, Hit, hit_from
-from server.replica import Replica, Snapshot
+from server.hits import Hit, hit_from
 from server.sources import SourceInfo, list_sources
+from store import annotations, keyword
+from store.filters import NO_FILTERS, Filters
+from store.replica import Replica, Snapshot
 
 MAX_LIMIT = 20  # 20 full chunks stay well under what a Claude tool result may hold
-MAX_QUERY_CHARS = 2000  # a long question is a few hundred; keyword terms are capped in ingest.keyword too
+MAX_QUERY_CHARS = 2000  # a long question is a few hundred; keyword terms are capped in store.keyword too
 RRF_K = 60
 BROAD_FILTER = 0.2  # filters passed by at least this share of chunks are checked on a deeper unfiltered list
 MAX_DEPTH = 2000
@@ -61,7 +62,7 @@ class Searcher:
         if mode in ("hybrid", "dense"):
             rankings.append(self._dense(snapshot, query, candidates, filters, rows))
         if mode in ("hybrid", "keyword"):
-            found = keyword.search(snapshot.db, query, candidates, **filters.keyword_args())
+            found = keyword.search(snapshot.db, query, candidates, filters)
             rankings.append([chunk_id for chunk_id, _ in found])
         fused = _fuse(rankings)
         notes = visible_notes(snapshot, [chunk_id for chunk_id, _ in fused], filters.groups)
@@ -76,14 +77,14 @@ class Searcher:
         vector = self.embedder.embed([query])
         where = filters.where()
         if where is not None:
-            share = keyword.share_matching(snapshot.db, **filters.keyword_args())
+            share = keyword.share_matching(snapshot.db, filters)
             if share >= BROAD_FILTER:
                 # Chroma's filtered search scans the metadata (~0.5 s at 100k chunks). A filter most chunks
                 # pass is cheaper as a deeper unfiltered list checked against our own copy of the metadata,
                 # with the same result whenever enough candidates pass; else the filtered query runs.
                 depth = min(int(n / share * 2) + 10, MAX_DEPTH)
                 ids = collection.query(query_embeddings=vector, n_results=depth, include=[])["ids"][0]
-                allowed = keyword.passing(snapshot.db, ids, **filters.keyword_args())
+                allowed = keyword.passing(snapshot.db, ids, filters)
                 kept = [i for i in ids if i in allowed][:n]
                 if len(kept) >= n or len(ids) < depth:
                     return kept
@@ -119,7 +120,7 @@ def visible_notes(snapshot: Snapshot, chunk_ids: list[str], groups: Sequence[str
     if groups is None or not notes:
         return notes
     others = list({a.other_chunk_id for found in notes.values() for a in found})
-    readable = keyword.passing(snapshot.db, others, groups=groups)
+    readable = keyword.passing(snapshot.db, others, Filters(groups=groups))
     kept = {chunk_id: [a for a in found if a.other_chunk_id in readable] for chunk_id, found in notes.items()}
     return {chunk_id: found for chunk_id, found in kept.items() if found}
 

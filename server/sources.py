@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from corpus.config import Config
-from ingest import keyword
-from ingest.manifest import Manifest
-from server.replica import Snapshot
+from store.filters import Filters
+from store.manifest import Manifest
+from store.replica import Snapshot
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def list_sources(config: Config, snapshot: Snapshot | None, groups: Sequence[str
 def _readable_totals(snapshot: Snapshot, groups: Sequence[str],
                      totals: dict[str, tuple[int, int, float | None]]) -> dict[str, tuple[int, int, float | None]]:
     """Documents and chunks the caller may read, per source; sources with none are left out."""
-    clauses, args = keyword.filter_clauses(groups=groups)
+    clauses, args = Filters(groups=groups).sql()
     rows = snapshot.db.execute(
         f"SELECT m.source, count(DISTINCT m.doc_id), count(*) FROM chunk_meta m WHERE {' AND '.join(clauses)} "
         "GROUP BY m.source", args)

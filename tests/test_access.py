@@ -17,7 +17,7 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from corpus.config import load_config
+from connectors import load_config
 from ingest.dream import dream
 from ingest.pipeline import ingest
 from ingest.progress import Progress
@@ -82,7 +82,7 @@ def server(tmp_path_factory, embedder):
                for f in findings), "the fixture must give dream a finding across the two sources"
     port = free_port()
     env = {**os.environ, **{f"CORPUS_TEST_TOKEN_{n.upper()}": v for n, v in TOKENS.items()}}
-    proc = subprocess.Popen([sys.executable, "-m", "corpus.cli", "--config", str(config_path), "serve", "--http",
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "--config", str(config_path), "serve", "--http",
                              "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for_port(port)
     yield f"http://127.0.0.1:{port}/mcp"

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from cli.main import main
+from connectors import load_config
 from corpus.claude import Claude
-from corpus.cli import main
-from corpus.config import load_config
 from corpus.errors import ConfigError
 from ingest.pipeline import ingest
 from ingest.progress import Progress

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from corpus.config import load_config
+from connectors import load_config
 from ingest.pipeline import ingest
 from server.search import Searcher
 from tests.conftest import SAMPLE, docs_source, free_port, wait_for_port, write_config

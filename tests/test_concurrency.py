@@ -11,7 +11,7 @@ import time
 import pytest
 from mcp import ClientSession, StdioServerParameters, stdio_client
 
-from corpus.config import load_config
+from connectors import load_config
 from ingest.pipeline import ingest
 from server.search import Searcher
 from tests.conftest import SAMPLE, docs_source, shared, write_config
@@ -22,7 +22,7 @@ QUERIES = ["how does the on-call hand-off work?", "what is the meal expense limi
 
 async def _server(config, stop: asyncio.Event, ready: asyncio.Event, errors: list, results: dict, name: str):
     params = StdioServerParameters(command=sys.executable,
-                                   args=["-m", "corpus.cli", "--config", str(config), "serve"])
+                                   args=["-m", "cli.main", "--config", str(config), "serve"])
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
         await session.call_tool("search", {"query": "warm up"})
@@ -60,9 +60,9 @@ def test_three_servers_and_an_ingest_at_once(tmp_path, embedder):
         await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), timeout=300)
         (docs / "fire-drill.md").write_text(NEW_DOC)
         (docs / "people" / "expenses.md").write_text((docs / "people" / "expenses.md").read_text() + "\nUpdated.\n")
-        cmd = [sys.executable, "-m", "corpus.cli", "--config", str(config), "ingest"]
+        cmd = [sys.executable, "-m", "cli.main", "--config", str(config), "ingest"]
         writer = await asyncio.create_subprocess_exec(*cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        lock = tmp_path / "store" / "ingest.lock"
+        lock = tmp_path / "store" / "store.lock"
         for _ in range(600):  # the second ingest starts once the first holds the writer lock
             if lock.exists() and lock.read_text().strip() == str(writer.pid):
                 break

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from corpus.config import load_config
+from connectors import load_config
 from corpus.errors import ConfigError
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from corpus.config import load_config
+from connectors import load_config
 from ingest.pipeline import ingest
 from ingest.progress import Progress
 from tests.anthropic_stub import KEY, MessagesStub

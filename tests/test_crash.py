@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from chromadb.config import Settings as ChromaSettings
 
-from corpus.config import load_config
+from connectors import load_config
 from ingest.pipeline import ingest
-from ingest.store import ChunkStore
+from store.chroma import ChunkStore
 from tests.conftest import SAMPLE, docs_source, shared
 
 
@@ -50,7 +50,7 @@ def _committed(store: Path) -> int:
 
 
 def _ingest(config: Path, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "corpus.cli", "--config", str(config), "ingest"],
+    return subprocess.Popen([sys.executable, "-m", "cli.main", "--config", str(config), "ingest"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
 
 
@@ -109,9 +109,9 @@ def test_crash_between_store_write_and_manifest_commit_is_recovered(tmp_path, em
 
 
 def test_a_run_killed_before_publishing_is_published_by_the_next(tmp_path, embedder, monkeypatch):
-    from ingest import pipeline
-    from ingest.publish import current_generation
     from server.search import Searcher
+    from store import writer
+    from store.publish import current_generation
 
     folder = tmp_path / "docs"
     folder.mkdir()
@@ -122,16 +122,16 @@ def test_a_run_killed_before_publishing_is_published_by_the_next(tmp_path, embed
     first = current_generation(config.store_path)
 
     (folder / "b.md").write_text("# Showers\n\nShowers are in the basement next to the bike cage.\n")
-    real_publish = pipeline.publish
+    real_publish = writer.publish
 
     def killed(*args, **kwargs):
         raise SystemExit("killed before publishing")
 
-    monkeypatch.setattr(pipeline, "publish", killed)
+    monkeypatch.setattr(writer, "publish", killed)
     with pytest.raises(SystemExit):
         ingest(config, embedder=embedder)
     assert current_generation(config.store_path) == first
-    monkeypatch.setattr(pipeline, "publish", real_publish)
+    monkeypatch.setattr(writer, "publish", real_publish)
     result = ingest(config, embedder=embedder)
     assert result.sources["d"].unchanged == 2  # nothing left to ingest, but the store still gets published
     assert current_generation(config.store_path) != first

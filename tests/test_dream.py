@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from corpus.cli import main
-from corpus.config import load_config
+from cli.main import main
+from connectors import load_config
 from ingest.dream import dream, undo
 from ingest.pipeline import ingest
 from ingest.progress import Progress

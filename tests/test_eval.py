@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from corpus.cli import main
+from cli.main import main
 from server import evaluate
 from server.evaluate import mrr_at_k, ndcg_at_k, percentile, recall_at_k, unique_docs
 

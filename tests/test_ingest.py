@@ -10,10 +10,10 @@ import chromadb
 import pytest
 from chromadb.config import Settings as ChromaSettings
 
-from corpus.config import load_config
+from connectors import load_config
 from corpus.errors import StoreLockedError, StoreMismatchError
-from ingest.lock import WriterLock
 from ingest.pipeline import ingest
+from store.lock import WriterLock
 from tests.conftest import SAMPLE, docs_source, shared, write_config
 
 

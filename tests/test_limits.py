@@ -48,13 +48,13 @@ def test_ingest_reports_a_file_past_the_cap_in_one_line_and_ingests_the_rest(tmp
     (folder / "policy.md").write_text("# Travel\n\nTrain tickets are booked through the travel desk.\n")
     config = write_config(tmp_path, docs_source("docs", folder), extra="[ingest]\nmax_text_mb = 1\n")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    run = subprocess.run([sys.executable, "-m", "corpus.cli", "--config", str(config), "ingest"],
+    run = subprocess.run([sys.executable, "-m", "cli.main", "--config", str(config), "ingest"],
                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert run.returncode == 0, run.stderr
     output = run.stdout + run.stderr
     assert "huge.txt: text too large: 2 MB > 1 MB cap" in output
     assert "Traceback" not in output
-    found = subprocess.run([sys.executable, "-m", "corpus.cli", "--config", str(config), "search", "travel desk",
+    found = subprocess.run([sys.executable, "-m", "cli.main", "--config", str(config), "search", "travel desk",
                             "--json"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert found.returncode == 0, found.stderr
     assert [hit["title"] for hit in json.loads(found.stdout)] == ["Travel"]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bench.http_load import run_load, table
-from corpus.config import load_config
+from connectors import load_config
 from ingest.pipeline import ingest
 
 CLIENTS = 12

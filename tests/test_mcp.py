@@ -16,7 +16,7 @@ from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from corpus.config import load_config
+from connectors import load_config
 from ingest.pipeline import ingest
 from tests.conftest import SAMPLE, docs_source, free_port, wait_for_port, write_config
 
@@ -45,7 +45,7 @@ def served(tmp_path_factory, embedder) -> Path:
 
 
 def _stdio(config: Path) -> StdioServerParameters:
-    return StdioServerParameters(command=sys.executable, args=["-m", "corpus.cli", "--config", str(config), "serve"],
+    return StdioServerParameters(command=sys.executable, args=["-m", "cli.main", "--config", str(config), "serve"],
                                  cwd=str(config.parent))
 
 
@@ -137,7 +137,7 @@ def test_stdio_onboarding_check_tool_and_prompt(served):
 def http_server(served):
     port = free_port()
     env = {**os.environ, "CORPUS_TEST_TOKEN_ENG": TOKEN_ENG, "CORPUS_TEST_TOKEN_HR": TOKEN_HR}
-    proc = subprocess.Popen([sys.executable, "-m", "corpus.cli", "--config", str(served), "serve", "--http",
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "--config", str(served), "serve", "--http",
                              "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     wait_for_port(port)
     yield f"http://127.0.0.1:{port}/mcp"
@@ -177,7 +177,7 @@ def test_http_requires_a_token_and_applies_its_access_groups(http_server):
 def test_http_beyond_loopback_without_tokens_is_refused(tmp_path):
     (tmp_path / "docs").mkdir()
     config = write_config(tmp_path, docs_source("d", tmp_path / "docs"))
-    run = subprocess.run([sys.executable, "-m", "corpus.cli", "--config", str(config), "serve", "--http",
+    run = subprocess.run([sys.executable, "-m", "cli.main", "--config", str(config), "serve", "--http",
                           "--host", "0.0.0.0"], capture_output=True, text=True, timeout=60)
     assert run.returncode == 2
     assert "refusing to listen on 0.0.0.0 without bearer tokens" in run.stderr
@@ -186,7 +186,7 @@ def test_http_beyond_loopback_without_tokens_is_refused(tmp_path):
 @pytest.mark.skipif(shutil.which("npx") is None, reason="npx (Node.js) is not installed: the Inspector test needs it")
 def test_the_mcp_inspector_cli_lists_and_calls_the_tools(served):
     base = ["npx", "-y", "@modelcontextprotocol/inspector@0.15.0", "--cli", "-e", f"CORPUS_CONFIG={served}",
-            sys.executable, "-m", "corpus.cli", "serve"]
+            sys.executable, "-m", "cli.main", "serve"]
     listed = subprocess.run([*base, "--method", "tools/list"], capture_output=True, text=True, timeout=600)
     assert listed.returncode == 0, listed.stderr
     assert {t["name"] for t in json.loads(listed.stdout)["tools"]} == {"search", "fetch", "list_sources",

@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 
 from bench.wer import word_error_rate, words
-from connectors import whisper
+from connectors import load_config, whisper
 from connectors.base import ConnectorContext, file_digest
 from connectors.meetings import MeetingsConnector, Settings
 from connectors.whisper import Transcriber
-from corpus.config import load_config
 from corpus.errors import ConfigError, CorpusError
 from ingest.pipeline import ingest
 from ingest.progress import Progress
-from server.search import Filters, Searcher
+from server.search import Searcher
+from store.filters import Filters
 from tests.conftest import load_all, shared, write_config
 
 

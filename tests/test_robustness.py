@@ -13,19 +13,19 @@ from pathlib import Path
 
 import pytest
 
-from corpus.config import load_config
+from connectors import load_config
 from corpus.errors import ConfigError
 from ingest.pipeline import ingest
 from ingest.progress import Progress
-from ingest.publish import current_generation
 from server.search import Searcher
+from store.publish import current_generation
 from tests.conftest import docs_source, shared, write_config
 
 BAD_NAME = os.fsdecode(b"caf\xe9-notes.txt")  # Latin-1 bytes: not UTF-8
 
 
 def corpus_cli(config: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "corpus.cli", "--config", str(config), *args],
+    return subprocess.run([sys.executable, "-m", "cli.main", "--config", str(config), *args],
                           capture_output=True, text=True, timeout=600)
 
 

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from corpus.config import load_config
+from connectors import load_config
 from corpus.errors import CorpusError
 from ingest.pipeline import ingest
-from server import replica
-from server.search import Filters, Searcher
+from server.search import Searcher
+from store import replica
+from store.filters import Filters
 from tests.conftest import REPO, SAMPLE, docs_source, write_config
 
 

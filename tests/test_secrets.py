@@ -19,17 +19,17 @@ from urllib.parse import quote
 
 import pytest
 
-from connectors import open_connector, settings_model
+from connectors import load_config, open_connector, settings_model
 from connectors.base import ConnectorContext
 from connectors.transcripts import Segment
 from connectors.whisper import Transcriber, Transcription
-from corpus.config import load_config
+from corpus.redact import redact, scrub, stored_id
 from ingest.dream import dream
 from ingest.masking import mask_document
 from ingest.pipeline import ingest
 from ingest.progress import Progress
-from ingest.redact import redact, scrub, stored_id
-from server.search import Filters, Searcher
+from server.search import Searcher
+from store.filters import Filters
 from tests.anthropic_stub import KEY, MessagesStub
 from tests.conftest import REPO, docs_source, load_all, shared, write_config
 from tests.test_slack_connector import T0, USERS, msg, slack_source
@@ -180,7 +180,7 @@ def test_no_planted_secret_reaches_the_store_a_result_or_claude(tmp_path, embedd
                + f'[[sources]]\nname = "meetings"\nkind = "meetings"\npath = "{paths["meetings"]}"\n')
     config_path = write_config(tmp_path, sources, f'[claude]\ncontextualize = true\nbase_url = "{stub.url}"\n'
                                                   "max_retries = 0\n")
-    run = subprocess.run([sys.executable, "-m", "corpus.cli", "--config", str(config_path), "ingest"],
+    run = subprocess.run([sys.executable, "-m", "cli.main", "--config", str(config_path), "ingest"],
                          capture_output=True, text=True, cwd=REPO, env=os.environ, timeout=600)
     assert run.returncode == 0, run.stderr
     assert "secrets masked: " in run.stdout and not leaks(run.stdout.encode())

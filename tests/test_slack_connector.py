@@ -17,12 +17,13 @@ from pathlib import Path
 
 import pytest
 
+from connectors import load_config
 from connectors.slack import Settings, SlackConnector
 from connectors.slack_text import Names, render
-from corpus.config import load_config
 from corpus.errors import ConfigError
 from ingest.pipeline import ingest
-from server.search import Filters, Searcher
+from server.search import Searcher
+from store.filters import Filters
 from tests.conftest import load_all, shared, write_config
 from tests.test_ingest import CountingEmbedder, snapshot
 

@@ -12,6 +12,7 @@ import sqlite3
 from collections.abc import Sequence
 
 from corpus.records import Chunk, Document, epoch
+from store.filters import NO_FILTERS, PUBLIC, Filters, in_list
 
 SCHEMA = """
 CREATE VIRTUAL TABLE IF NOT EXISTS chunk_text USING fts5(
@@ -37,7 +38,6 @@ CREATE INDEX IF NOT EXISTS chunk_people_person ON chunk_people(person);
 """
 
 MAX_TERMS = 32
-PUBLIC = "*"  # the access group of chunks from sources that name none
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 STOPWORDS = frozenset(
@@ -98,21 +98,21 @@ def match_expression(query: str) -> str | None:
     return " OR ".join(f'"{w}"' for w in list(dict.fromkeys(content))[:MAX_TERMS])
 
 
-def search(db: sqlite3.Connection, query: str, limit: int, **filters) -> list[tuple[str, float]]:
+def search(db: sqlite3.Connection, query: str, limit: int, filters: Filters = NO_FILTERS) -> list[tuple[str, float]]:
     """(chunk id, BM25 score, higher is better), best first; filters apply inside the query."""
     expression = match_expression(query)
     if expression is None:
         return []
-    clauses, args = filter_clauses(**filters)
+    clauses, args = filters.sql()
     sql = (f"SELECT m.chunk_id, -bm25(chunk_text) AS score FROM chunk_text JOIN chunk_meta m "
            f"ON m.rowid = chunk_text.rowid WHERE {' AND '.join(['chunk_text MATCH ?', *clauses])} "
            f"ORDER BY bm25(chunk_text) LIMIT ?")
     return [(row[0], float(row[1])) for row in db.execute(sql, (expression, *args, limit))]
 
 
-def share_matching(db: sqlite3.Connection, **filters) -> float:
+def share_matching(db: sqlite3.Connection, filters: Filters) -> float:
     """The fraction of all chunks that pass the filters (1.0 for an empty store)."""
-    clauses, args = filter_clauses(**filters)
+    clauses, args = filters.sql()
     total = db.execute("SELECT count(*) FROM chunk_meta").fetchone()[0]
     if not total:
         return 1.0
@@ -120,43 +120,12 @@ def share_matching(db: sqlite3.Connection, **filters) -> float:
     return db.execute(f"SELECT count(*) FROM chunk_meta m {where}", args).fetchone()[0] / total
 
 
-def passing(db: sqlite3.Connection, chunk_ids: Sequence[str], **filters) -> set[str]:
+def passing(db: sqlite3.Connection, chunk_ids: Sequence[str], filters: Filters) -> set[str]:
     """Which of ``chunk_ids`` pass the filters."""
-    clauses, args = filter_clauses(**filters)
+    clauses, args = filters.sql()
     found: set[str] = set()
     for start in range(0, len(chunk_ids), 500):
         part = list(chunk_ids[start:start + 500])
-        sql = f"SELECT m.chunk_id FROM chunk_meta m WHERE {' AND '.join([_in('m.chunk_id', part), *clauses])}"
+        sql = f"SELECT m.chunk_id FROM chunk_meta m WHERE {' AND '.join([in_list('m.chunk_id', part), *clauses])}"
         found.update(row[0] for row in db.execute(sql, (*part, *args)))
     return found
-
-
-def _in(column: str, values: Sequence) -> str:
-    return f"{column} IN ({','.join('?' * len(values))})"
-
-
-def filter_clauses(*, sources: Sequence[str] = (), kinds: Sequence[str] = (), people: Sequence[str] = (),
-                    after: float | None = None, before: float | None = None,
-                    groups: Sequence[str] | None = None) -> tuple[list[str], list]:
-    """SQL over chunk_meta (aliased m) for the search filters, with their arguments."""
-    clauses: list[str] = []
-    args: list = []
-    for column, values in (("m.source", sources), ("m.kind", kinds)):
-        if values:
-            clauses.append(_in(column, values))
-            args.extend(values)
-    if people:
-        clauses.append("EXISTS (SELECT 1 FROM chunk_people p WHERE p.chunk_rowid = m.rowid AND "
-                       f"{_in('p.person', people)})")
-        args.extend(p.lower() for p in people)
-    if after is not None:
-        clauses.append("m.updated >= ?")
-        args.append(after)
-    if before is not None:
-        clauses.append("m.updated < ?")
-        args.append(before)
-    if groups is not None:
-        allowed = [PUBLIC, *groups]
-        clauses.append("(" + " OR ".join("instr(m.access, ?) > 0" for _ in allowed) + ")")
-        args.extend(f"|{g}|" for g in allowed)
-    return clauses, args

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from corpus.errors import CorpusError
 from corpus.records import Chunk, Document
-from ingest import annotations, keyword
+from store import annotations, keyword
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (

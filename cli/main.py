@@ -13,7 +13,8 @@ from datetime import datetime
 from pathlib import Path
 
 import corpus  # noqa: F401  (sets the offline environment before heavy imports)
-from corpus.config import DEFAULT_CONFIG, load_config
+from connectors import load_config
+from corpus.config import DEFAULT_CONFIG
 from corpus.errors import ConfigError, CorpusError, EmptyCorpusError
 
 
@@ -186,7 +187,8 @@ def _dream(config, args) -> int:
 
 def _search(config, args) -> int:
     from ingest.embedder import one_thread_per_query
-    from server.search import Filters, Searcher
+    from server.search import Searcher
+    from store.filters import Filters
 
     one_thread_per_query()
     filters = Filters(kinds=args.kind, sources=args.source, people=args.person, after=args.after, before=args.before)

@@ -13,7 +13,7 @@ import numpy as np
 
 from corpus.errors import ConfigError, StoreMismatchError
 from corpus.records import Chunk, Document, epoch
-from ingest.keyword import access_groups
+from store.keyword import access_groups
 
 log = logging.getLogger(__name__)
 

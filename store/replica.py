@@ -23,8 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from corpus.config import Config
-from ingest.publish import current_generation, hold
-from ingest.store import ChunkStore, ModelInfo, open_client
+from store.chroma import ChunkStore, ModelInfo, open_client
+from store.publish import current_generation, hold
 
 log = logging.getLogger(__name__)
 
