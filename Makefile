@@ -1,3 +1,5 @@
+# Packages are installed editable with the project folder on sys.path (compat mode), so a folder named like one of
+# them (a store called `store/`) in the working directory cannot shadow it.
 # Two entry points for a fresh machine (see README): `make demo` and `make test`.
 
 VENV   := .venv
@@ -11,7 +13,7 @@ QUERY  ?= how does the on-call hand-off work?
 $(VENV)/.installed: pyproject.toml shims/en_core_web_sm/pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet $(WHEELS) -e '.[test]' ./shims/en_core_web_sm
+	$(PY) -m pip install --quiet $(WHEELS) --config-settings editable_mode=compat -e '.[test]' ./shims/en_core_web_sm
 	touch $@
 
 setup: $(VENV)/.installed

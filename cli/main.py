@@ -13,8 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 import corpus  # noqa: F401  (sets the offline environment before heavy imports)
-from connectors import load_config
-from corpus.config import DEFAULT_CONFIG
+from corpus import DEFAULT_CONFIG
 from corpus.errors import ConfigError, CorpusError, EmptyCorpusError
 
 
@@ -22,8 +21,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    config = None
     try:
-        config = load_config(args.config) if getattr(args, "needs_config", True) else None
+        if getattr(args, "needs_config", True):
+            from connectors import load_config  # pydantic and the connectors: not for the stdio front
+
+            config = load_config(args.config)
         return args.run(config, args)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
@@ -87,10 +90,13 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_check)
 
     p = sub.add_parser("serve", help="run the MCP server (stdio by default)")
-    p.add_argument("--http", action="store_true", help="streamable HTTP instead of stdio")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--http", action="store_true", help="streamable HTTP instead of stdio")
+    how.add_argument("--standalone", action="store_true",
+                     help="serve stdio from this process, not through the store's shared engine")
     p.add_argument("--host", help="HTTP listen address (default from [server], else 127.0.0.1)")
     p.add_argument("--port", type=int, help="HTTP port (default from [server], else 8765)")
-    p.set_defaults(run=_serve)
+    p.set_defaults(run=_serve, needs_config=False)  # the stdio front reads corpus.toml only to start the engine
 
     p = sub.add_parser("status", help="sources, documents, chunks, store size and failures")
     p.add_argument("--json", action="store_true")
@@ -272,10 +278,15 @@ def _escape(text: str) -> str:
     return escape(text)
 
 
-def _serve(config, args) -> int:
+def _serve(_, args) -> int:
+    if not (args.http or args.standalone):
+        from server.front import serve_front
+
+        return serve_front(args.config)
+    from connectors import load_config
     from server.mcp_server import serve
 
-    serve(config, http=args.http, host=args.host, port=args.port)
+    serve(load_config(args.config), http=args.http, host=args.host, port=args.port)
     return 0
 
 

@@ -1,6 +1,7 @@
 """corpus: turn an organisation's documents, Slack and meetings into context Claude can search."""
 
 import os
+from pathlib import Path
 
 # Everything runs offline: no model hub, no telemetry, no hosted partitioning.
 # setdefault keeps a user's explicit choice (e.g. HF_HUB_OFFLINE=0 to fetch a bigger model).
@@ -17,3 +18,4 @@ for _key, _value in {
     os.environ.setdefault(_key, _value)
 
 __version__ = "0.1.0"
+DEFAULT_CONFIG = Path("corpus.toml")  # here, light: the stdio front reads it without importing the config model

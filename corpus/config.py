@@ -10,9 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from corpus import DEFAULT_CONFIG
 from corpus.errors import ConfigError
-
-DEFAULT_CONFIG = Path("corpus.toml")
 
 
 class Strict(BaseModel):
@@ -61,9 +60,13 @@ class ServerSettings(Strict):
     port: int = Field(default=8765, ge=1, le=65535)
     allowed_hosts: tuple[str, ...] = Field(default=(), description="extra Host headers accepted, e.g. 'kb.corp:*'")
     allowed_origins: tuple[str, ...] = Field(default=(), description="extra browser Origins accepted")
+    query_cache: int = Field(default=4096, ge=0, le=1_000_000,
+                             description="query vectors a server keeps for repeated questions; 0 turns it off")
     tokens: tuple[TokenSettings, ...] = ()
     header_timeout: float = Field(default=10.0, gt=0, le=300,
                                   description="seconds a client may take to send a request's headers")
+    idle: float = Field(default=600.0, gt=0, description="seconds the engine that stdio sessions share stays "
+                        "up without a session")
 
 
 class ClaudeSettings(Strict):

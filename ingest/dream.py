@@ -91,7 +91,7 @@ def undo(config: Config) -> int:
 def _annotating(config: Config) -> Iterator[Writer]:
     """The store open for writing annotations; they are published when the block ends without error."""
     with writing(config, Embedder(config.embedding.model), create=False) as writer:
-        writer.changing()
+        writer.changing(vectors=False)
         yield writer
 
 

@@ -92,6 +92,10 @@ class Service:
         finally:
             self._ready.set()
 
+    def close(self) -> None:
+        """Drop the private store copy (on a graceful stop)."""
+        self.searcher.replica.close()
+
     def ready(self) -> Searcher:
         self._wanted.set()
         self._ready.wait()
@@ -106,8 +110,8 @@ def build_server(config: Config, token_verifier=None, auth=None) -> MCPServer:
         service = Service(config)
         try:
             yield service
-        finally:  # runs on a graceful stop (SIGTERM under uvicorn too): drop the private store copy
-            service.searcher.replica.close()
+        finally:  # runs on a graceful stop (SIGTERM under uvicorn too)
+            service.close()
 
     mcp = MCPServer("corpus", instructions=INSTRUCTIONS, lifespan=lifespan, token_verifier=token_verifier, auth=auth)
 

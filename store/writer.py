@@ -25,13 +25,14 @@ class Writer:
         self.config = config
         self.store = store
         self.manifest = manifest
-        self._marked = False
+        self._marked: bool | None = None  # what the unpublished mark covers: the vectors too (True) or not
 
-    def changing(self) -> None:
-        """Call before any change to the store or the manifest."""
-        if not self._marked:
-            mark_unpublished(self.config.store_path)
-            self._marked = True
+    def changing(self, vectors: bool = True) -> None:
+        """Call before any change to the store or the manifest; ``vectors=False`` when only the manifest changes,
+        so the publish links the vectors it already has instead of copying them."""
+        if self._marked is None or (vectors and not self._marked):
+            mark_unpublished(self.config.store_path, vectors)
+            self._marked = vectors
 
     def publish(self) -> None:
         """A new generation for readers, when anything changed since the last one."""

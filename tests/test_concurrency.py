@@ -1,4 +1,5 @@
-"""Many readers, one writer: three `corpus serve` processes search while `corpus ingest` writes."""
+"""Many readers, one writer: three standalone `corpus serve` processes (each its own reader of the store) search
+while `corpus ingest` writes."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ QUERIES = ["how does the on-call hand-off work?", "what is the meal expense limi
 
 async def _server(config, stop: asyncio.Event, ready: asyncio.Event, errors: list, results: dict, name: str):
     params = StdioServerParameters(command=sys.executable,
-                                   args=["-m", "cli.main", "--config", str(config), "serve"])
+                                   args=["-m", "cli.main", "--config", str(config), "serve", "--standalone"])
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
         await session.call_tool("search", {"query": "warm up"})

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,3 +49,12 @@ def test_an_upward_import_is_caught(tmp_path):
 @pytest.mark.parametrize("package", LAYERS)
 def test_every_layer_is_a_package(package):
     assert (REPO / package / "__init__.py").exists()
+
+
+def test_a_folder_named_like_a_package_does_not_shadow_it(tmp_path):
+    """`python -m cli.main` run beside a store folder called `store/` (which holds `chroma/`) imports our package."""
+    (tmp_path / "store" / "chroma").mkdir(parents=True)
+    run = subprocess.run([sys.executable, "-c", "import store.chroma, cli.main; print(store.chroma.__file__)"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert Path(run.stdout.strip()) == REPO / "store" / "chroma.py"

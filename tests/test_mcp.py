@@ -31,6 +31,8 @@ def served(tmp_path_factory, embedder) -> Path:
     (folder / "hr" / "salaries.md").write_text("# Salary bands\n\nEngineering salary band L3 is 70-85k EUR.\n")
     config = write_config(folder, docs_source("handbook", SAMPLE) + docs_source("hr", folder / "hr", access=["hr"]),
                           extra="""
+                          [server]
+                          idle = 30
                           [[server.tokens]]
                           name = "eng"
                           env = "CORPUS_TEST_TOKEN_ENG"
@@ -143,7 +145,7 @@ def http_server(served):
     yield f"http://127.0.0.1:{port}/mcp"
     proc.terminate()
     proc.wait(timeout=30)
-    assert list((served.parent / "store").glob("reader-*")) == []  # SIGTERM still removes the private copy
+    assert list((served.parent / "store").glob(f"reader-{proc.pid}-*")) == []  # SIGTERM removes its private copy
 
 
 async def _http_sources(url: str, token: str, query: str) -> tuple[set[str], set[str]]:
