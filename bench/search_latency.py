@@ -17,23 +17,32 @@ The store is synthetic: embedding 100k real chunks takes hours on two cores, and
 what the vectors mean, only on how many there are, their dimension and the index. So each chunk gets a random unit
 vector (float32, 384 dimensions like all-MiniLM-L6-v2) and a text assembled deterministically from a few thousand
 real English words drawn with a Zipf-like distribution (common words really are common, which is what makes BM25
-expensive), with topic words, titles, sections, dates and authors. Everything is written through the real classes
-(ChunkStore, Manifest with its keyword index, publish) exactly as ``ingest/pipeline.py`` writes, so readers open a
-store laid out as an ingest leaves it. Dense hits are meaningless on random vectors; their cost is not.
+expensive), with topic words, titles, sections, dates and authors. Everything is written through the writer that
+ingest uses (``store.writer.writing``: lock, manifest with its keyword index, publish), so readers open a store laid
+out as an ingest leaves it. Dense hits are meaningless on random vectors; their cost is not.
 
-    python bench/search_latency.py [--chunks 100000] [--queries 200] [--keep DIR]
+``--server`` keeps the vectors in a Chroma server instead of the embedded store: the bench starts ``chroma run`` on
+loopback over DIR/chroma-server, points ``[corpus] url`` at it, builds and measures through it and stops it at the
+end. The build runs in a child process, so the bench's own RSS is that of a searcher; the report gives the RSS of
+each process: the bench, the ``corpus serve`` processes it starts, the Chroma server and the writer's peak.
 
-``--keep DIR`` builds in DIR and leaves it there; if DIR already holds a published store with the same number of
-chunks it is reused and the build is skipped.
+    python bench/search_latency.py [--chunks 100000] [--queries 200] [--keep DIR] [--server]
+
+``--keep DIR`` builds in DIR and leaves it there. A build stopped part way (Ctrl-C, a crash) resumes from its last
+batch on the next run with the same ``--seed`` and mode, and a smaller one is extended; one of the asked size is
+reused and only measured.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import json
+import multiprocessing
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -42,7 +51,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -62,6 +72,8 @@ SEED = 20240611
 CHUNKS_PER_DOC = 10
 DOCS_PER_BATCH = 1000  # 10k chunks per begin/upsert/commit round
 TARGET = "p95 < 50 ms warm at 100k chunks"
+STATE = "bench.json"  # the build's key and timings, saved after each batch
+CHROMA = Path(sys.executable).with_name("chroma")  # the CLI of the chromadb package in this environment
 
 # Each synthetic document is about one of these; its words are sprinkled through its chunks, so the questions below
 # find documents that really are about them (by keyword; the vectors are random).
@@ -262,20 +274,26 @@ def documents(n_chunks: int, docs_dir: Path, seed: int) -> Iterator[tuple[Docume
 
 @dataclass
 class Build:
+    """Build timings in seconds, summed over every run that added to the build (a stopped build resumes)."""
+
     seconds: float = 0.0
     generate: float = 0.0
     upsert: float = 0.0
     commit: float = 0.0
     publish: float = 0.0
+    runs: int = 0
+    writer_peak_rss: int = 0  # bytes, the largest of the writer processes
     reused: bool = False
 
 
-def write_config(folder: Path) -> Path:
+def write_config(folder: Path, url: str | None) -> Path:
     docs = folder / "docs"
     docs.mkdir(parents=True, exist_ok=True)
     config = folder / "corpus.toml"
-    config.write_text(f'[corpus]\npath = "store"\n\n[[sources]]\nname = "{SOURCE}"\nkind = "docs"\n'
-                      f"path = {json.dumps(str(docs))}\n")
+    server = f"url = {json.dumps(url)}\n" if url else ""
+    # query_cache = 0: every timed search embeds its query (the bench cycles through ~40 questions)
+    config.write_text(f'[corpus]\npath = "store"\n{server}\n[server]\nquery_cache = 0\n\n'
+                      f'[[sources]]\nname = "{SOURCE}"\nkind = "docs"\npath = {json.dumps(str(docs))}\n')
     return config
 
 
@@ -292,54 +310,223 @@ def published_chunks(store_path: Path) -> int | None:
         return int(db.execute("SELECT coalesce(sum(chunks), 0) FROM documents WHERE pending IS NULL").fetchone()[0])
 
 
-def build_store(folder: Path, n_chunks: int, seed: int) -> Build:
-    """Write ``n_chunks`` synthetic chunks the way Run._write does, then publish a generation."""
-    from store.chroma import ChunkStore, open_client
-    from store.lock import WriterLock
-    from store.manifest import Manifest
-    from store.publish import mark_unpublished, publish
+def written_chunks(store_path: Path) -> int:
+    """Chunks the live manifest holds as written (a stopped build's too)."""
+    import sqlite3
+
+    path = store_path / "manifest.sqlite"
+    if not path.exists():
+        return 0
+    with sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True) as db:
+        return int(db.execute("SELECT coalesce(sum(chunks), 0) FROM documents WHERE pending IS NULL").fetchone()[0])
+
+
+def prepare(folder: Path, n_chunks: int, layout: dict) -> bool:
+    """Keep DIR's store if it was built with the same seed and mode and holds at most ``n_chunks``, else start
+    afresh; True when it holds exactly ``n_chunks``, published.
+
+    A smaller or stopped build is extended rather than rebuilt: every build's first k chunks are the same (for k a
+    multiple of CHUNKS_PER_DOC), so a 1M build stopped at 600k can be measured with ``--chunks 600000`` and later
+    finished with ``--chunks 1000000``.
+    """
+    from store.publish import needs_publish
 
     store_path = folder / "store"
-    build = Build()
-    started = time.perf_counter()
-    with WriterLock(store_path):
-        client = open_client(store_path, None)
-        store = ChunkStore(client, SyntheticModel())
-        manifest = Manifest(store_path / "manifest.sqlite")
-        run_id = manifest.start_run()
-        mark_unpublished(store_path)  # as Run._changing does before the first write
-        written = 0
-        try:
-            rows = documents(n_chunks, folder / "docs", seed)
-            while True:
-                t = time.perf_counter()
-                batch = [row for _, row in zip(range(DOCS_PER_BATCH), rows, strict=False)]
-                if not batch:
-                    break
-                vectors = np.concatenate([v for *_, v in batch])
-                build.generate += time.perf_counter() - t
-                t = time.perf_counter()
-                manifest.begin([(doc.id, doc.source, doc.native_id, len(chunks)) for doc, chunks, _, _ in batch])
-                store.upsert([(doc, chunks) for doc, chunks, _, _ in batch], vectors)
-                build.upsert += time.perf_counter() - t
-                t = time.perf_counter()
-                manifest.commit([(doc, chunks, stamp) for doc, chunks, stamp, _ in batch])
-                build.commit += time.perf_counter() - t
-                written += len(vectors)
-                rate = written / (time.perf_counter() - started)
-                print(f"  built {written:>7}/{n_chunks} chunks  ({rate:,.0f} chunks/s)", file=sys.stderr, flush=True)
-            manifest.finish_run(run_id, {"seconds": time.perf_counter() - started, "synthetic": True})
-            t = time.perf_counter()
-            publish(store_path, with_vectors=True)
-            build.publish = time.perf_counter() - t
-        finally:
-            manifest.close()
-            from chromadb.api.shared_system_client import SharedSystemClient
+    state = folder / STATE
+    saved = json.loads(state.read_text())["key"] if state.exists() else {}
+    written = written_chunks(store_path)
+    if any(saved.get(k) != v for k, v in layout.items()) or written > n_chunks or written % CHUNKS_PER_DOC:
+        for old in (store_path, folder / "chroma-server"):
+            shutil.rmtree(old, ignore_errors=True)
+        state.unlink(missing_ok=True)
+        return False
+    return written == n_chunks and not needs_publish(store_path)
 
-            del store, client  # as when an ingest process exits: no writer client lingers beside the readers
-            SharedSystemClient.clear_system_cache()
-    build.seconds = time.perf_counter() - started
+
+def saved_build(folder: Path) -> Build:
+    state = folder / STATE
+    return Build(**json.loads(state.read_text())["build"]) if state.exists() else Build()
+
+
+def save_build(folder: Path, layout: dict, build: Build) -> None:
+    part = folder / f".{STATE}.tmp"
+    part.write_text(json.dumps({"key": layout, "build": asdict(build)}, indent=1))
+    os.replace(part, folder / STATE)
+
+
+def build_in_child(folder: Path, n_chunks: int, layout: dict, watch: int | None) -> Build:
+    """The build in a fresh process: the bench's RSS afterwards is a searcher's, and the writer's peak is its own."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(build_store, folder, n_chunks, layout, watch).result()
+
+
+def build_store(folder: Path, n_chunks: int, layout: dict, watch: int | None = None) -> Build:
+    """Write the synthetic chunks through ``store.writer.writing``, as an ingest writes, then publish.
+
+    Documents the manifest already holds are skipped (a stopped build resumes); progress is saved after each batch.
+    ``watch`` is the Chroma server's pid, whose RSS the progress lines show.
+    """
+    from connectors import load_config
+    from store.writer import writing
+
+    build = saved_build(folder)
+    build.runs += 1
+    session = time.perf_counter()
+    before = build.seconds
+    with writing(load_config(folder / "corpus.toml"), SyntheticModel(), note=lambda text: print(text, file=sys.stderr)
+                 ) as writer:
+        manifest = writer.manifest
+        done = manifest.entries(SOURCE)
+        skip = {entry.doc_id for entry in done.values()}
+        written = sum(entry.chunks for entry in done.values())
+        if written:
+            print(f"  resuming: {written:,} chunks already written", file=sys.stderr)
+        run_id = manifest.start_run()
+        writer.changing()
+        rows = (row for row in documents(n_chunks, folder / "docs", layout["seed"]) if row[0].id not in skip)
+        added = 0
+        while True:
+            t = time.perf_counter()
+            batch = [row for _, row in zip(range(DOCS_PER_BATCH), rows, strict=False)]
+            if not batch:
+                break
+            vectors = np.concatenate([v for *_, v in batch])
+            build.generate += time.perf_counter() - t
+            t = time.perf_counter()
+            manifest.begin([(doc.id, doc.source, doc.native_id, len(chunks)) for doc, chunks, _, _ in batch])
+            writer.store.upsert([(doc, chunks) for doc, chunks, _, _ in batch], vectors)
+            build.upsert += time.perf_counter() - t
+            t = time.perf_counter()
+            manifest.commit([(doc, chunks, stamp) for doc, chunks, stamp, _ in batch], vectors)
+            build.commit += time.perf_counter() - t
+            written += len(vectors)
+            added += len(vectors)
+            elapsed = time.perf_counter() - session
+            build.seconds = before + elapsed
+            save_build(folder, layout, build)
+            rate = added / elapsed
+            server = f", Chroma server RSS {human(rss(watch)[0])}" if watch else ""
+            print(f"  built {written:>9,}/{n_chunks:,} chunks  ({rate:,.0f} chunks/s, "
+                  f"{(n_chunks - written) / rate / 60:.0f} min to go{server})", file=sys.stderr, flush=True)
+        manifest.finish_run(run_id, {"seconds": build.seconds, "synthetic": True})
+        published = time.perf_counter()
+    build.publish += time.perf_counter() - published  # writing() publishes as its block ends
+    build.seconds = before + time.perf_counter() - session
+    build.writer_peak_rss = max(build.writer_peak_rss, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    save_build(folder, layout, build)
     return build
+
+
+@contextlib.contextmanager
+def chroma_server(folder: Path) -> Iterator[tuple[str, int]]:
+    """``chroma run`` on loopback over DIR/chroma-server: (its url, its pid); stopped when the block ends."""
+    port = free_port()
+    log = folder / "chroma-server.log"
+    with log.open("ab") as out:
+        # Its own session: a Ctrl-C reaches the bench, which stops the server after the writer has let go.
+        proc = subprocess.Popen([str(CHROMA), "run", "--path", str(folder / "chroma-server"), "--host", "127.0.0.1",
+                                 "--port", str(port)], stdout=out, stderr=out, start_new_session=True,
+                                preexec_fn=_die_with_parent)
+    try:
+        wait_listening(proc, port, log, "Chroma server")
+        yield f"http://127.0.0.1:{port}", proc.pid
+    finally:
+        stop(proc, signal.SIGINT)
+
+
+def server_vectors(config) -> int:
+    """How many vectors the Chroma server holds (a kept build is checked against its manifest)."""
+    from store.chroma import ChunkStore, open_client
+
+    client = open_client(config.store_path, config.corpus.url)
+    try:
+        return ChunkStore(client, SyntheticModel(), create=False).count()
+    finally:
+        client.close()
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the bench dies, even by SIGKILL (no server left on a kept folder)."""
+    import ctypes
+
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(proc: subprocess.Popen, port: int, log: Path, what: str, seconds: float = 300) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}: {log.read_text()[-2000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not start listening within {seconds:.0f} s") from None
+            time.sleep(0.05)
+
+
+def stop(proc: subprocess.Popen, how: signal.Signals) -> None:
+    proc.send_signal(how)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+# -- processes ---------------------------------------------------------------------------------------------------
+
+
+def rss(pid: int) -> tuple[int, int]:
+    """(resident now, peak resident) of a process in bytes; (0, 0) once it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0, 0
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    return tuple(int(fields.get(name, "0 kB").split()[0]) * 1024 for name in ("VmRSS", "VmHWM"))
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children, their children, ...)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        found = children.get(todo.pop(), [])
+        out += found
+        todo += found
+    return out
+
+
+def serving_processes(exclude: int | None) -> list[tuple[str, int, int]]:
+    """(command, RSS, peak RSS) of each process the bench has started, the Chroma server's tree left out."""
+    skip = {exclude, *descendants(exclude)} if exclude else set()
+    out = []
+    for pid in descendants(os.getpid()):
+        if pid in skip:
+            continue
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+        except OSError:
+            continue
+        if "multiprocessing.resource_tracker" in " ".join(argv):  # left by the build child; serves nothing
+            continue
+        now, peak = rss(pid)
+        out.append((" ".join(argv[argv.index("-m") + 1:] if "-m" in argv else argv)[:70], now, peak))
+    return out
 
 
 # -- measuring ---------------------------------------------------------------------------------------------------
@@ -393,6 +580,7 @@ class Series:
     queries: list[Query] = field(default_factory=list)
     errors: int = 0
     note: str = ""
+    processes: list[tuple[str, int, int]] = field(default_factory=list)  # (command, RSS, peak RSS) serving it
 
     def add(self, query: Query, seconds: float) -> None:
         self.ms.append(seconds * 1000)
@@ -523,9 +711,10 @@ def _timed(call: Callable[[], object]) -> float:
     return time.perf_counter() - t
 
 
-async def _session_run(open_streams, queries: list[Query], n: int, label: str,
-                       started: float) -> tuple[Series, float, float]:
-    """Over an open transport: initialize + list_tools (time since start), first call, warm-up, n timed calls."""
+async def _session_run(open_streams, queries: list[Query], n: int, label: str, started: float,
+                       chroma_pid: int | None) -> tuple[Series, float, float]:
+    """Over an open transport: initialize + list_tools (time since start), first call, warm-up, n timed calls;
+    then, with the session still open, the RSS of the processes serving it."""
     from mcp import ClientSession
 
     async with open_streams as streams, ClientSession(streams[0], streams[1]) as session:
@@ -541,6 +730,7 @@ async def _session_run(open_streams, queries: list[Query], n: int, label: str,
             await _call(session, q, series, record=False)
         for q in cycle(queries, n):
             await _call(session, q, series, record=True)
+        series.processes = serving_processes(exclude=chroma_pid)
         return series, ready, first
 
 
@@ -556,7 +746,8 @@ async def _call(session, q: Query, series: Series, record: bool) -> None:
         series.add(q, elapsed)
 
 
-def measure_stdio(config_path: Path, queries: list[Query], n: int, log: Path) -> tuple[Series, float, float]:
+def measure_stdio(config_path: Path, queries: list[Query], n: int, log: Path,
+                  chroma_pid: int | None) -> tuple[Series, float, float]:
     from mcp import StdioServerParameters, stdio_client
 
     params = StdioServerParameters(command=sys.executable, args=["-m", "cli.main", "--config", str(config_path),
@@ -565,48 +756,34 @@ def measure_stdio(config_path: Path, queries: list[Query], n: int, log: Path) ->
     async def main() -> tuple[Series, float, float]:
         with log.open("w") as errlog:
             started = time.perf_counter()
-            return await _session_run(stdio_client(params, errlog=errlog), queries, n, "MCP stdio hybrid", started)
+            return await _session_run(stdio_client(params, errlog=errlog), queries, n, "MCP stdio hybrid", started,
+                                      chroma_pid)
 
     return asyncio.run(main())
 
 
-def measure_http(config_path: Path, queries: list[Query], n: int, log: Path) -> tuple[Series, float, float]:
+def measure_http(config_path: Path, queries: list[Query], n: int, log: Path,
+                 chroma_pid: int | None) -> tuple[Series, float, float]:
     from mcp.client.streamable_http import streamable_http_client
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     with log.open("w") as out:
         started = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-m", "cli.main", "--config", str(config_path), "serve", "--http",
                                  "--host", "127.0.0.1", "--port", str(port)], cwd=REPO, stdout=out, stderr=out)
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"HTTP server exited with {proc.returncode}: {log.read_text()[-2000:]}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("HTTP server did not start listening within 300 s") from None
-                time.sleep(0.05)
+        wait_listening(proc, port, log, "HTTP server")
 
         async def main() -> tuple[Series, float, float]:
             url = f"http://127.0.0.1:{port}/mcp"
-            return await _session_run(streamable_http_client(url), queries, n, "MCP HTTP hybrid", started)
+            return await _session_run(streamable_http_client(url), queries, n, "MCP HTTP hybrid", started,
+                                      chroma_pid)
 
         return asyncio.run(main())
     finally:
         # SIGINT, not SIGTERM: uvicorn re-raises SIGTERM after its shutdown, so atexit never runs and the server's
         # private copy of the store (about 1 GB at 100k chunks) would stay behind until the next reader starts.
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, signal.SIGINT)
 
 
 # -- report ------------------------------------------------------------------------------------------------------
@@ -625,7 +802,7 @@ def human(size: float) -> str:
 
 
 def table(series: list[Series], diagnostics: list[Series]) -> str:
-    head = f"{'path':<24} {'p50 ms':>9} {'p95 ms':>9} {'mean ms':>9} {'n':>6}  note"
+    head = f"{'path':<24} {'p50 ms':>9} {'p95 ms':>9} {'mean ms':>9} {'n':>6} {'RSS':>9}  note"
     lines = [head, "-" * len(head)]
     for s in [*series, None, *diagnostics]:
         if s is None:
@@ -633,7 +810,8 @@ def table(series: list[Series], diagnostics: list[Series]) -> str:
             continue
         p50, p95, mean, n = s.stats()
         note = s.note or (f"{s.errors} empty/error results" if s.errors else "")
-        lines.append(f"{s.path:<24} {p50:>9.1f} {p95:>9.1f} {mean:>9.1f} {n:>6}  {note}".rstrip())
+        size = human(sum(now for _, now, _ in s.processes)) if s.processes else ""
+        lines.append(f"{s.path:<24} {p50:>9.1f} {p95:>9.1f} {mean:>9.1f} {n:>6} {size:>9}  {note}".rstrip())
     return "\n".join(lines)
 
 
@@ -641,94 +819,124 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--chunks", type=int, default=100_000, help="synthetic chunks in the store")
     parser.add_argument("--queries", type=int, default=200, help="timed queries per path (after 10 warm-up)")
-    parser.add_argument("--keep", type=Path, help="build in (or reuse) this folder and leave it")
+    parser.add_argument("--keep", type=Path, help="build in (or resume, or reuse) this folder and leave it")
     parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--server", action="store_true", help="vectors in a `chroma run` server on loopback")
     parser.add_argument("--no-http", action="store_true", help="skip the streamable HTTP measurement")
     args = parser.parse_args()
 
     folder = args.keep.resolve() if args.keep else Path(tempfile.mkdtemp(prefix="corpus-search-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
+    layout = {"seed": args.seed, "server": args.server}
     try:
-        config_path = write_config(folder)
-        store_path = folder / "store"
-        if published_chunks(store_path) == args.chunks:
-            build = Build(reused=True)
-            print(f"reusing the store in {store_path} ({args.chunks} chunks)", file=sys.stderr)
-        else:
-            shutil.rmtree(store_path, ignore_errors=True)
-            print(f"building {args.chunks} synthetic chunks in {store_path}", file=sys.stderr)
-            build = build_store(folder, args.chunks, args.seed)
-
-        from ingest.embedder import Embedder
-
-        queries = query_set()
-        embedder = Embedder(MODEL)
-        t = time.perf_counter()
-        embedder.embed(["warm up"])
-        model_load = time.perf_counter() - t
-        print("measuring the search API in-process", file=sys.stderr)
-        load_before = os.getloadavg()[0]
-        series, cold, diagnostics, components = measure_api(config_path, embedder, queries, args.queries)
-        keyword_costs = keyword_breakdown(config_path, queries)
-
-        print("measuring MCP over stdio", file=sys.stderr)
-        startup: dict[str, tuple[float, float]] = {}
-        stdio, ready, first = measure_stdio(config_path, queries, args.queries, folder / "stdio-server.log")
-        series.append(stdio)
-        startup["stdio"] = (ready, first)
-        if not args.no_http:
-            print("measuring MCP over streamable HTTP", file=sys.stderr)
-            try:
-                http, ready, first = measure_http(config_path, queries, args.queries, folder / "http-server.log")
-                series.append(http)
-                startup["HTTP"] = (ready, first)
-            except Exception as exc:  # optional path: report and go on
-                series.append(Series("MCP HTTP hybrid", note=f"skipped: {type(exc).__name__}: {str(exc)[:80]}"))
-
-        load_after = os.getloadavg()[0]
-        published = du(store_path / "published")
-        live = du(store_path / "chroma") + sum(p.stat().st_size for p in store_path.glob("manifest.sqlite*"))
-        print()
-        print(f"search latency, {args.chunks:,} synthetic chunks ({CHUNKS_PER_DOC} per document, random unit vectors, "
-              f"dim {DIMENSION}), limit 8, {WARMUP} warm-up then {args.queries} timed queries per path")
-        print()
-        print(table(series, diagnostics))
-        print("* in-process with torch.set_num_threads(1); the product leaves torch at one thread per core")
-        print()
-        build_text = "reused (not rebuilt)" if build.reused else (
-            f"{build.seconds:.1f} s (generate {build.generate:.1f}, begin+upsert {build.upsert:.1f}, "
-            f"commit+keyword {build.commit:.1f}, publish {build.publish:.1f})")
-        print(f"chunks {args.chunks:,} | store on disk {human(live)} live + {human(published)} published | "
-              f"build {build_text} | machine: {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), "
-              f"Python {sys.version.split()[0]}, 1-min load average {load_before:.1f} before / {load_after:.1f} after "
-              "measuring")
-        print(f"target: {TARGET}: API hybrid p95 = {series[1].stats()[1]:.1f} ms, MCP stdio hybrid p95 = "
-              f"{stdio.stats()[1]:.1f} ms (reported, not asserted)")
-        print()
-        print("cold costs:")
-        print(f"  model load + first embed (in-process)        {model_load * 1000:>9.0f} ms")
-        for name, seconds in cold.items():
-            print(f"  {name:<44} {seconds * 1000:>9.0f} ms")
-        for name, (ready, first) in startup.items():
-            print(f"  {name} process start -> initialize+list_tools   {ready * 1000:>7.0f} ms")
-            print(f"  {name} first search call (model + replica load) {first * 1000:>7.0f} ms")
-        print()
-        print("filtered vs unfiltered (p50 / p95 ms):")
-        for s in [*series[1:4], diagnostics[1], *components]:
-            plain, filt = s.stats(lambda q: not q.filtered), s.stats(lambda q: q.filtered)
-            print(f"  {s.path:<23} unfiltered {plain[0]:>7.1f} / {plain[1]:>7.1f} (n={plain[3]})   "
-                  f"filtered {filt[0]:>7.1f} / {filt[1]:>7.1f} (n={filt[3]})")
-        print()
-        print("slowest keyword queries (keyword.search, 50 candidates, best of 3, no filter):")
-        for ms, matched, text in keyword_costs[:5]:
-            print(f"  {ms:>7.1f} ms  {matched:>7,} chunks match  {text}")
-        print(f"  median {np.median([c[0] for c in keyword_costs]):.1f} ms over {len(keyword_costs)} questions")
-        return 0
+        complete = prepare(folder, args.chunks, layout)
+        with contextlib.ExitStack() as stack:
+            url, chroma_pid = stack.enter_context(chroma_server(folder)) if args.server else (None, None)
+            config_path = write_config(folder, url)
+            if complete:
+                build = saved_build(folder)
+                build.reused = True
+                print(f"reusing the store in {folder} ({args.chunks} chunks)", file=sys.stderr)
+            else:
+                print(f"building {args.chunks} synthetic chunks in {folder}", file=sys.stderr)
+                build = build_in_child(folder, args.chunks, layout, chroma_pid)
+            return measure(args, folder, config_path, build, chroma_pid)
     finally:
         if args.keep:
             print(f"\nkept {folder}", file=sys.stderr)
         else:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def measure(args: argparse.Namespace, folder: Path, config_path: Path, build: Build, chroma_pid: int | None) -> int:
+    """Every path measured over the built store, then the report."""
+    from connectors import load_config
+    from ingest.embedder import Embedder
+
+    config = load_config(config_path)
+    vectors = server_vectors(config) if chroma_pid else published_chunks(config.store_path)
+    chroma_rss = {"after build": rss(chroma_pid)} if chroma_pid else {}
+    queries = query_set()
+    embedder = Embedder(MODEL)
+    t = time.perf_counter()
+    embedder.embed(["warm up"])
+    model_load = time.perf_counter() - t
+    print("measuring the search API in-process", file=sys.stderr)
+    load_before = os.getloadavg()[0]
+    series, cold, diagnostics, components = measure_api(config_path, embedder, queries, args.queries)
+    for s in series:
+        s.processes = [("bench: model + in-process searcher", *rss(os.getpid()))]
+    keyword_costs = keyword_breakdown(config_path, queries)
+    if chroma_pid:
+        chroma_rss["after in-process search"] = rss(chroma_pid)
+
+    print("measuring MCP over stdio", file=sys.stderr)
+    startup: dict[str, tuple[float, float]] = {}
+    stdio, ready, first = measure_stdio(config_path, queries, args.queries, folder / "stdio-server.log", chroma_pid)
+    series.append(stdio)
+    startup["stdio"] = (ready, first)
+    if not args.no_http:
+        print("measuring MCP over streamable HTTP", file=sys.stderr)
+        try:
+            http, ready, first = measure_http(config_path, queries, args.queries, folder / "http-server.log",
+                                              chroma_pid)
+            series.append(http)
+            startup["HTTP"] = (ready, first)
+        except Exception as exc:  # optional path: report and go on
+            series.append(Series("MCP HTTP hybrid", note=f"skipped: {type(exc).__name__}: {str(exc)[:80]}"))
+    if chroma_pid:
+        chroma_rss["after MCP"] = rss(chroma_pid)
+
+    load_after = os.getloadavg()[0]
+    store_path = folder / "store"
+    manifest = sum(p.stat().st_size for p in store_path.glob("manifest.sqlite*"))
+    mode = f"Chroma server at {config.corpus.url}" if chroma_pid else "embedded Chroma"
+    print()
+    print(f"search latency, {args.chunks:,} synthetic chunks ({CHUNKS_PER_DOC} per document, random unit vectors, "
+          f"dim {DIMENSION}), {mode}, limit 8, {WARMUP} warm-up then {args.queries} timed queries per path")
+    print()
+    print(table(series, diagnostics))
+    print("* in-process with torch.set_num_threads(1); the product leaves torch at one thread per core")
+    print("RSS: of the processes serving the row at its end (the bench itself for in-process rows)")
+    print()
+    build_text = f"{build.seconds / 60:.1f} min (generate {build.generate:.0f} s, begin+upsert {build.upsert:.0f} s, " \
+                 f"commit+keyword {build.commit:.0f} s, publish {build.publish:.0f} s; {build.runs} run(s); writer " \
+                 f"peak RSS {human(build.writer_peak_rss)})" + (", reused" if build.reused else "")
+    print(f"build: {build_text}")
+    print(f"store on disk: vectors {human(du(folder / 'chroma-server') + du(store_path / 'chroma'))} "
+          f"({vectors:,} in Chroma), manifest + keyword index {human(manifest)}, published generations "
+          f"{human(du(store_path / 'published'))}")
+    print(f"machine: {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), Python {sys.version.split()[0]}, "
+          f"1-min load average {load_before:.1f} before / {load_after:.1f} after measuring")
+    print(f"target: {TARGET}: API hybrid p95 = {series[1].stats()[1]:.1f} ms, MCP stdio hybrid p95 = "
+          f"{stdio.stats()[1]:.1f} ms (reported, not asserted)")
+    print()
+    print("processes (RSS now / peak):")
+    for path, processes in [("in-process", series[0].processes), *((s.path, s.processes) for s in series[4:])]:
+        for command, now, peak in processes:
+            print(f"  {path[:16]:<16} {command:<70} {human(now):>9} / {human(peak)}")
+    for when, (now, peak) in chroma_rss.items():
+        print(f"  {'Chroma server':<16} {when:<70} {human(now):>9} / {human(peak)}")
+    print()
+    print("cold costs:")
+    print(f"  model load + first embed (in-process)        {model_load * 1000:>9.0f} ms")
+    for name, seconds in cold.items():
+        print(f"  {name:<44} {seconds * 1000:>9.0f} ms")
+    for name, (ready, first) in startup.items():
+        print(f"  {name} process start -> initialize+list_tools   {ready * 1000:>7.0f} ms")
+        print(f"  {name} first search call (model + replica load) {first * 1000:>7.0f} ms")
+    print()
+    print("filtered vs unfiltered (p50 / p95 ms):")
+    for s in [*series[1:4], diagnostics[1], *components]:
+        plain, filt = s.stats(lambda q: not q.filtered), s.stats(lambda q: q.filtered)
+        print(f"  {s.path:<23} unfiltered {plain[0]:>7.1f} / {plain[1]:>7.1f} (n={plain[3]})   "
+              f"filtered {filt[0]:>7.1f} / {filt[1]:>7.1f} (n={filt[3]})")
+    print()
+    print("slowest keyword queries (keyword.search, 50 candidates, best of 3, no filter):")
+    for ms, matched, text in keyword_costs[:5]:
+        print(f"  {ms:>7.1f} ms  {matched:>7,} chunks match  {text}")
+    print(f"  median {np.median([c[0] for c in keyword_costs]):.1f} ms over {len(keyword_costs)} questions")
+    return 0
 
 
 if __name__ == "__main__":

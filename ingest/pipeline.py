@@ -255,7 +255,7 @@ class Run:
             else:
                 stats.added += 1
         self.store.delete_ids(stale)
-        self.manifest.commit([(b.document, b.chunks, b.item.stamp) for b in batch])
+        self.manifest.commit([(b.document, b.chunks, b.item.stamp) for b in batch], vectors)
         self.progress.advance(len(batch), sum(len(b.chunks) for b in batch))
 
     def _delete(self, doc_id: str) -> None:

@@ -113,6 +113,12 @@ class ChunkStore:
             self.client.delete_collection(COLLECTION)
 
 
+def chroma_vectors(collection, ids: list[str]) -> dict[str, Sequence[float]]:
+    """The stored vectors of these chunks, by id (those Chroma has)."""
+    got = collection.get(ids=ids, include=["embeddings"])
+    return dict(zip(got["ids"], got["embeddings"], strict=True))
+
+
 def chunk_metadata(doc: Document, chunk: Chunk) -> dict:
     """Flat metadata (Chroma takes scalars and lists of scalars) for filtering and citing."""
     meta: dict = {

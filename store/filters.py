@@ -54,8 +54,8 @@ class Filters:
                 clauses.append(in_list(column, values))
                 args.extend(values)
         if self.people:
-            clauses.append("EXISTS (SELECT 1 FROM chunk_people p WHERE p.chunk_rowid = m.rowid AND "
-                           f"{in_list('p.person', self.people)})")
+            # from the person's chunks to their rows: EXISTS per row scanned every chunk (0.26 s at 100k)
+            clauses.append(f"m.rowid IN (SELECT chunk_rowid FROM chunk_people WHERE {in_list('person', self.people)})")
             args.extend(p.lower() for p in self.people)
         if self.after is not None:
             clauses.append("m.updated >= ?")

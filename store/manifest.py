@@ -15,9 +15,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from corpus.errors import CorpusError
 from corpus.records import Chunk, Document
-from store import annotations, keyword
+from store import annotations, keyword, vectors
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -74,7 +76,7 @@ class Manifest:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self.db = sqlite3.connect(path, timeout=30)
                 self.db.execute("PRAGMA journal_mode=WAL")
-                self.db.executescript(SCHEMA + keyword.SCHEMA + annotations.SCHEMA)
+                self.db.executescript(SCHEMA + keyword.SCHEMA + vectors.SCHEMA + annotations.SCHEMA)
             self.db.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.OperationalError as exc:  # locked, unreadable, out of space: the file itself may be fine
             raise CorpusError(f"{path}: cannot open the manifest: {exc}") from None
@@ -146,17 +148,21 @@ class Manifest:
                 docs,
             )
 
-    def commit(self, docs: Sequence[tuple[Document, Sequence[Chunk], str]]) -> None:
-        """Record (document, its chunks, item stamp) as ingested, keyword rows included, in one transaction."""
+    def commit(self, docs: Sequence[tuple[Document, Sequence[Chunk], str]], embeddings: np.ndarray) -> None:
+        """Record (document, its chunks, item stamp) as ingested, keyword rows and the chunks' ``embeddings``
+        (one per chunk, in order, as given to the vector store) included, in one transaction."""
         now = time.time()
+        start = 0
         with self.db:
+            keyword.replace_documents(self.db, [(doc, chunks) for doc, chunks, _ in docs])
             for doc, chunks, stamp in docs:
                 self.db.execute(
                     "UPDATE documents SET stamp=?, digest=?, chunks=?, pending=NULL, title=?, ingested_at=? "
                     "WHERE doc_id=?",
                     (stamp, doc.digest, len(chunks), doc.title, now, doc.id),
                 )
-                keyword.replace_document(self.db, doc, chunks)
+                vectors.write(self.db, [chunk.id for chunk in chunks], embeddings[start:start + len(chunks)])
+                start += len(chunks)
                 annotations.drop_documents(self.db, [doc.id])
                 self.db.execute("DELETE FROM failures WHERE source=? AND native_id=?", (doc.source, doc.native_id))
 

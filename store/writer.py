@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from corpus.config import Config
-from store.chroma import ChunkStore, ModelInfo, open_client
+from store import keyword, vectors
+from store.chroma import ChunkStore, ModelInfo, chroma_vectors, open_client
 from store.lock import WriterLock
 from store.manifest import Manifest
 from store.publish import mark_unpublished, needs_publish, publish
@@ -54,6 +55,8 @@ def writing(config: Config, model: ModelInfo, *, rebuild: bool = False, create: 
             if rebuild:
                 writer.changing()
                 manifest.drop_source(None)
+            else:
+                _upgrade(writer, note)
             try:
                 yield writer
             except Exception:
@@ -65,3 +68,15 @@ def writing(config: Config, model: ModelInfo, *, rebuild: bool = False, create: 
         finally:
             manifest.close()
             client.close()  # Chroma caches clients per path; a store removed and rebuilt needs a fresh one
+
+
+def _upgrade(writer: Writer, note: Callable[[str], None]) -> None:
+    """A store written by an older corpus gets the indexes this one reads, once, and is published with them."""
+    collection = writer.store.collection
+    migrated = keyword.migrate(writer.manifest.db)
+    filled = vectors.backfill(writer.manifest.db, lambda ids: chroma_vectors(collection, ids)) \
+        if collection is not None else 0
+    if migrated or filled:
+        note(f"upgraded the store's indexes ({filled:,} chunk vectors copied from Chroma)")
+        writer.changing(vectors=False)
+

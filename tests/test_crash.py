@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import chromadb
@@ -16,6 +17,7 @@ from chromadb.config import Settings as ChromaSettings
 
 from connectors import load_config
 from ingest.pipeline import ingest
+from store import keyword, postings
 from store.chroma import ChunkStore
 from tests.conftest import SAMPLE, docs_source, shared
 
@@ -39,6 +41,14 @@ def _assert_same_store(a: dict, b: dict) -> None:
     for key in a:
         assert a[key][0] == b[key][0] and a[key][1] == b[key][1], key
         assert np.allclose(a[key][2], b[key][2], atol=1e-4), key
+
+
+def _keyword_hits(store: Path) -> dict:
+    """Keyword results on the store's own manifest, ties in any order; the postings cover exactly its chunks."""
+    with closing(sqlite3.connect(f"{(store / 'manifest.sqlite').as_uri()}?mode=ro", uri=True)) as db:
+        assert postings.rows(db).count == db.execute("SELECT count(*) FROM chunk_meta").fetchone()[0]
+        return {q: sorted((round(score, 9), chunk) for chunk, score in keyword.search(db, q, 50))
+                for q in ("travel leave policy", "how do I get access to tools", "expense report receipts")}
 
 
 def _committed(store: Path) -> int:
@@ -78,6 +88,8 @@ def test_sigkill_mid_ingest_then_rerun_converges(tmp_path):
     output = rerun.communicate(timeout=900)[0]
     assert rerun.returncode == 0, output
     _assert_same_store(_full_snapshot(tmp_path / "clean"), _full_snapshot(tmp_path / "killed"))
+    clean_hits = _keyword_hits(tmp_path / "clean")
+    assert all(clean_hits.values()) and _keyword_hits(tmp_path / "killed") == clean_hits
 
 
 def test_crash_between_store_write_and_manifest_commit_is_recovered(tmp_path, embedder, monkeypatch):

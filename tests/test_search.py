@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import shutil
+import threading
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from connectors import load_config
@@ -14,7 +16,7 @@ from corpus.errors import CorpusError
 from ingest.pipeline import ingest
 from server.search import Searcher
 from store import replica
-from store.filters import Filters
+from store.filters import PUBLIC, Filters
 from tests.conftest import REPO, SAMPLE, docs_source, write_config
 
 
@@ -131,15 +133,62 @@ def test_a_running_searcher_sees_what_a_later_ingest_wrote(tmp_path, embedder, m
     assert "4471" in searcher.search("bike cage code")[0].text
 
 
-@pytest.mark.parametrize("filters", [
-    Filters(groups=["eng"]), Filters(after=datetime(2025, 1, 1)), Filters(kinds=["docs"], sources=["handbook"]),
-])
-def test_broad_filters_checked_after_retrieval_give_the_same_hits(searcher, monkeypatch, filters):
-    from server import search as search_module
+def brute_force(searcher: Searcher, query: str, filters: Filters) -> list[tuple[str, str]]:
+    """(chunk id, citation) of every stored chunk the filters pass, by exact cosine to the query, best first: the
+    filters read from Chroma's metadata here, not from our SQL, and every stored vector compared."""
+    with searcher.replica.reading() as snapshot:
+        stored = snapshot.store.collection.get(include=["embeddings", "metadatas"])
+    allowed = None if filters.groups is None else {PUBLIC, *filters.groups}
 
-    results = []
-    for threshold in (0.0, 1.1):  # 0.0: every filter takes the deep unfiltered path; 1.1: never
-        monkeypatch.setattr(search_module, "BROAD_FILTER", threshold)
-        results.append([h.id for h in searcher.search("rules for expenses and laptops", limit=10, filters=filters,
-                                                      mode="dense")])
-    assert results[0] and results[0] == results[1]
+    def passes(meta: dict) -> bool:
+        updated = meta.get("updated")
+        return ((not filters.kinds or meta["kind"] in filters.kinds)
+                and (not filters.sources or meta["source"] in filters.sources)
+                and (not filters.people or bool({p.lower() for p in filters.people} & set(meta.get("people_key", []))))
+                and (filters.after is None or (updated is not None and updated >= filters.after.timestamp()))
+                and (filters.before is None or (updated is not None and updated < filters.before.timestamp()))
+                and (allowed is None or bool(allowed & set(meta["access"]))))
+
+    vector = searcher.embedder.embed([query])[0]
+    scored = [(-float(np.dot(v, vector) / np.linalg.norm(v) / np.linalg.norm(vector)), chunk_id, meta["citation_uri"])
+              for chunk_id, v, meta in zip(stored["ids"], stored["embeddings"], stored["metadatas"], strict=True)
+              if passes(meta)]
+    return [(chunk_id, uri) for _, chunk_id, uri in sorted(scored)]
+
+
+@pytest.mark.parametrize("filters", [
+    Filters(groups=["eng"]), Filters(groups=["hr"], sources=["hr", "copies"]), Filters(groups=[]),
+    Filters(after=datetime(2025, 12, 1, tzinfo=UTC)), Filters(before=datetime(2026, 1, 1, tzinfo=UTC)),
+    Filters(kinds=["docs"], sources=["handbook"]), Filters(sources=["copies"]), Filters(people=["Tomás Herrera"]),
+    Filters(people=["tomás herrera"], after=datetime(2025, 1, 1, tzinfo=UTC), groups=["eng"]),
+])
+@pytest.mark.parametrize("path", ["deeper-unfiltered-list", "exact-over-passing", "in-memory"])
+def test_filtered_dense_hits_are_the_brute_force_ranking(searcher, monkeypatch, filters, path):
+    from server import search as search_module
+    from store import vectors
+
+    # the deeper unfiltered list checked against the filters always, or never, or every vector of this small store
+    # in memory: each way, the same hits
+    deep = path == "deeper-unfiltered-list"
+    monkeypatch.setattr(vectors, "IN_MEMORY_BYTES", 10**9 if path == "in-memory" else 0)
+    with searcher.replica.reading() as snapshot:  # loaded again under this test's limit, put back after it
+        monkeypatch.setattr(snapshot, "_matrix", replica._UNLOADED)
+    monkeypatch.setattr(search_module, "DEEP_CANDIDATE_COST", 0 if deep else 10**9)
+    monkeypatch.setattr(search_module, "MAX_DEPTH", 10**6 if deep else search_module.MAX_DEPTH)
+    query = "rules for expenses and laptops"
+    hits = searcher.search(query, limit=10, filters=filters, mode="dense")
+    folded = {uri for hit in hits for uri in hit.duplicates}  # near-duplicates collapse into the hit above them
+    expected = [chunk_id for chunk_id, uri in brute_force(searcher, query, filters) if uri not in folded]
+    assert hits and [h.id for h in hits] == expected[:10]
+
+
+def test_a_new_threads_first_search_loads_the_in_memory_vectors(searcher, monkeypatch):
+    """A thread with no connection of its own yet opens one while loading the vectors (it once deadlocked)."""
+    with searcher.replica.reading() as snapshot:
+        monkeypatch.setattr(snapshot, "_matrix", replica._UNLOADED)
+    found: list = []
+    thread = threading.Thread(target=lambda: found.append(searcher.search("how does the on-call hand-off work?", 3)),
+                              daemon=True)  # a hung search must fail the test, not hang it
+    thread.start()
+    thread.join(timeout=120)
+    assert found and found[0]
