@@ -116,12 +116,14 @@ def migrate(db: sqlite3.Connection) -> bool:
     True when it did."""
     if postings.version(db) is not None:
         return False
+    migrated = False
     with db:
         cursor = db.execute("SELECT rowid, text FROM chunk_text ORDER BY rowid")
         while batch := cursor.fetchmany(MIGRATE_BATCH):
             postings.add(db, batch)
+            migrated = True
         postings.changed(db)
-    return True
+    return migrated
 
 
 # -- searching ---------------------------------------------------------------------------------------------

@@ -77,6 +77,7 @@ def _upgrade(writer: Writer, note: Callable[[str], None]) -> None:
     filled = vectors.backfill(writer.manifest.db, lambda ids: chroma_vectors(collection, ids)) \
         if collection is not None else 0
     if migrated or filled:
-        note(f"upgraded the store's indexes ({filled:,} chunk vectors copied from Chroma)")
+        note(f"upgraded the store's indexes: {'keyword postings built, ' if migrated else ''}"
+             f"{filled:,} chunk vectors copied from Chroma")
         writer.changing(vectors=False)
 

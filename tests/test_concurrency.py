@@ -63,7 +63,7 @@ def test_three_servers_and_an_ingest_at_once(tmp_path, embedder):
         (docs / "people" / "expenses.md").write_text((docs / "people" / "expenses.md").read_text() + "\nUpdated.\n")
         cmd = [sys.executable, "-m", "cli.main", "--config", str(config), "ingest"]
         writer = await asyncio.create_subprocess_exec(*cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        lock = tmp_path / "store" / "store.lock"
+        lock = tmp_path / "store" / "ingest.lock"
         for _ in range(600):  # the second ingest starts once the first holds the writer lock
             if lock.exists() and lock.read_text().strip() == str(writer.pid):
                 break

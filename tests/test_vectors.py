@@ -112,3 +112,13 @@ def test_opening_the_writer_copies_in_the_vectors_an_older_store_lacks_and_publi
     with writing(config, embedder, note=notes.append):
         pass
     assert current_generation(store) == published  # nothing left to upgrade: nothing published
+
+
+def test_a_new_store_has_nothing_to_upgrade(tmp_path, embedder):
+    from store.writer import writing
+
+    config = load_config(write_config(tmp_path, docs_source("handbook", SAMPLE)))
+    notes: list[str] = []
+    with writing(config, embedder, note=notes.append):
+        pass
+    assert not any("upgraded" in note for note in notes), notes
