@@ -623,7 +623,7 @@ def measure_api(config_path: Path, embedder, queries: list[Query],
     t = time.perf_counter()
     with searcher.replica.reading():  # copies the generation's Chroma folder privately, opens it
         pass
-    cold["replica open (copy + Chroma open)"] = time.perf_counter() - t
+    cold["replica open (embedded: private copy)"] = time.perf_counter() - t
     t = time.perf_counter()
     searcher.search(queries[0].text, limit=8, mode="hybrid")
     cold["first hybrid query after open"] = time.perf_counter() - t
