@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Literal
 
 from corpus.config import Config
@@ -20,7 +21,7 @@ from server.fetch import fetch as fetch_item
 from server.hits import Hit, hit_from
 from server.query_vectors import QueryVectors
 from server.sources import SourceInfo, list_sources
-from store import annotations, keyword, vectors
+from store import annotations, keyword, people, vectors
 from store.chroma import chroma_vectors
 from store.filters import NO_FILTERS, Filters
 from store.replica import Replica, Snapshot
@@ -30,6 +31,7 @@ MAX_QUERY_CHARS = 2000  # a long question is a few hundred; keyword terms are ca
 RRF_K = 60
 MAX_DEPTH = 2000  # the deepest unfiltered list checked against a filter
 DEEP_CANDIDATE_COST = 8  # one candidate of a deeper unfiltered list costs about as much as scoring 8 chunks exactly
+FACTS_KEPT = 64  # sources and people per (generation, access groups) a searcher remembers
 SUPERSEDED_DROP = 3  # places a chunk `corpus dream` found superseded moves down: still shown, after the newer
 Mode = Literal["hybrid", "dense", "keyword"]
 _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="corpus-keyword")
@@ -41,6 +43,7 @@ class Searcher:
         self.embedder = embedder or Embedder(config.embedding.model, config.embedding.device)
         self.replica = Replica(config, self.embedder)
         self.vectors = QueryVectors(self.embedder, cache_size=config.server.query_cache)
+        self._known: dict[tuple, object] = {}
 
     def search(self, query: str, limit: int = 8, filters: Filters = NO_FILTERS, mode: Mode = "hybrid", *,
                cap: int = MAX_LIMIT) -> list[Hit]:
@@ -48,7 +51,8 @@ class Searcher:
         query = bounded_query(query)
         limit = max(1, min(limit, cap))
         with self.replica.reading() as snapshot:
-            return self._search(published(snapshot), query, limit, filters, mode)
+            snapshot = published(snapshot)
+            return self._search(snapshot, query, limit, self._narrowed(snapshot, filters), mode)
 
     def fetch(self, item_id: str, filters: Filters = NO_FILTERS, **options) -> Fetched:
         """A hit with its neighbours, a whole document or a meeting's stretch; see ``server.fetch``."""
@@ -58,7 +62,38 @@ class Searcher:
     def sources(self, groups: Sequence[str] | None = None) -> list[SourceInfo]:
         """The sources a caller with these access groups may know of (all of them locally)."""
         with self.replica.reading() as snapshot:
-            return list_sources(self.config, snapshot, groups)
+            if snapshot is None:
+                return list_sources(self.config, None, groups)
+            return self._facts(snapshot, "sources", groups, lambda: list_sources(self.config, snapshot, groups))
+
+    def _narrowed(self, snapshot: Snapshot, filters: Filters) -> Filters:
+        """The filters as the indexes take them: a source or kind that does not exist is an error naming those
+        that do (a typo must not look like "no matches"), and a name means every person it is part of."""
+        if filters.sources or filters.kinds:
+            known = self._facts(snapshot, "sources", filters.groups,
+                                lambda: list_sources(self.config, snapshot, filters.groups))
+            _all_known("source", filters.sources, [s.name for s in known])
+            _all_known("kind", filters.kinds, sorted({s.kind for s in known}))
+        if not filters.people:
+            return filters
+        everyone = self._facts(snapshot, "people", filters.groups, lambda: people.known(snapshot.db, filters.groups))
+        keys: list[str] = []
+        for name in filters.people:
+            found = people.matching(name, everyone)
+            if not found:
+                raise CorpusError(f"no one called {name[:80]!r} in the corpus; a name matches every person it is part "
+                                  "of (a first name works); list_sources shows each source's most present people")
+            keys.extend(found)
+        return replace(filters, people=tuple(dict.fromkeys(keys)))
+
+    def _facts(self, snapshot: Snapshot, what: str, groups: Sequence[str] | None, count):
+        """What the corpus holds for these groups, counted once per published generation."""
+        key = (snapshot.generation, what, None if groups is None else tuple(groups))
+        if key not in self._known:
+            if len(self._known) >= FACTS_KEPT:
+                self._known.clear()
+            self._known[key] = count()
+        return self._known[key]
 
     def _search(self, snapshot: Snapshot, query: str, limit: int, filters: Filters, mode: Mode) -> list[Hit]:
         candidates = min(max(limit * 5, 50), 200)
@@ -124,6 +159,13 @@ def _passing_share(snapshot: Snapshot, filters: Filters) -> tuple[float, int]:
             _SHARES.clear()
         _SHARES[key] = (keyword.share_matching(snapshot.db, filters), snapshot.store.count())
     return _SHARES[key]
+
+
+def _all_known(what: str, given: Sequence[str], valid: Sequence[str]) -> None:
+    unknown = [value for value in given if value not in valid]
+    if unknown:
+        names = ", ".join(valid) or "none"
+        raise CorpusError(f"unknown {what} {unknown[0][:80]!r}; the {what}s are: {names}")
 
 
 def published(snapshot: Snapshot | None) -> Snapshot:

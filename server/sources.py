@@ -11,9 +11,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from corpus.config import Config
+from store import people
 from store.filters import Filters
 from store.manifest import Manifest
 from store.replica import Snapshot
+
+TOP_PEOPLE = 8
 
 
 @dataclass(frozen=True)
@@ -24,13 +27,16 @@ class SourceInfo:
     chunks: int
     last_ingest: str | None
     failed_items: int
+    people: list[str]  # the most present people, most first
 
 
 def list_sources(config: Config, snapshot: Snapshot | None, groups: Sequence[str] | None = None) -> list[SourceInfo]:
     kinds = {s.name: s.kind for s in config.sources}
     totals: dict[str, tuple[int, int, float | None]] = {}
     failures: dict[str, int] = {}
+    present: dict[str, list[str]] = {}
     if snapshot is not None:
+        present = people.top(snapshot.db, groups, TOP_PEOPLE)
         manifest = Manifest.over(snapshot.db)
         totals = {source: (docs, chunks or 0, last) for source, docs, chunks, last in manifest.source_totals()}
         if groups is not None:
@@ -47,6 +53,7 @@ def list_sources(config: Config, snapshot: Snapshot | None, groups: Sequence[str
             name=name, kind=kinds.get(name, "?"), documents=totals.get(name, (0, 0, None))[0],
             chunks=totals.get(name, (0, 0, None))[1],
             last_ingest=_iso(totals.get(name, (0, 0, None))[2]), failed_items=failures.get(name, 0),
+            people=present.get(name, []),
         )
         for name in names
     ]

@@ -20,6 +20,7 @@ import numpy as np
 
 from corpus.records import Chunk, Document, epoch
 from store import bm25, postings
+from store import people as people_names
 from store.filters import NO_FILTERS, PUBLIC, Filters
 
 SCHEMA = f"""
@@ -45,7 +46,7 @@ CREATE TABLE IF NOT EXISTS chunk_people (
 CREATE INDEX IF NOT EXISTS chunk_people_row ON chunk_people(chunk_rowid);
 DROP INDEX IF EXISTS chunk_people_person;
 CREATE INDEX IF NOT EXISTS chunk_people_by_person ON chunk_people(person, chunk_rowid);  -- covers a person filter
-""" + postings.SCHEMA
+""" + postings.SCHEMA + people_names.SCHEMA
 
 MAX_TERMS = 32
 MIGRATE_BATCH = 10_000  # rows per segment when an older store gets its postings
@@ -83,6 +84,7 @@ def replace_documents(db: sqlite3.Connection, docs: Sequence[tuple[Document, Seq
             people = dict.fromkeys((*doc.authors, *chunk.people))
             db.executemany("INSERT INTO chunk_people (chunk_rowid, person) VALUES (?, ?)",
                            [(rowid, person.lower()) for person in people])
+            people_names.record(db, people)
             texts.append((rowid, chunk.embed_text))
     postings.add(db, texts)
 
