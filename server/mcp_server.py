@@ -28,6 +28,7 @@ from corpus.errors import CorpusError
 from ingest.embedder import one_thread_per_query
 from server.check import Outcome, check
 from server.fetch import Fetched
+from server.hits import dated
 from server.questions import Question
 from server.search import MAX_LIMIT, MAX_QUERY_CHARS, Hit, Searcher
 from server.sources import SourceInfo
@@ -171,7 +172,9 @@ def build_server(config: Config, token_verifier=None, auth=None) -> MCPServer:
     @mcp.tool(
         description=(
             "Read more of something search found: pass a hit's id (d…:N) to get that passage with its "
-            "neighbours, or a document id (d…) to read the whole document, page by page. For a meeting, "
+            "neighbours (for Slack, the messages said before and after it in the channel, across threads, each "
+            "run headed by its title and citation), or a document id (d…) to read the whole document, page by "
+            "page. For a meeting, "
             "start and end (MM:SS or HH:MM:SS into the recording) with its document id read just that stretch."
         ),
         annotations=READ_ONLY,
@@ -273,7 +276,7 @@ def render_hits(result: SearchResult) -> str:
     for n, hit in enumerate(result.hits, start=1):
         where = hit.title + (f" › {hit.section}" if hit.section else "")
         notes = "".join(f"   note: {one_line(note)}\n" for note in hit.notes)
-        blocks.append(f"{n}. {_title(where)} [{_meta(hit.kind, hit.source, hit.date)}] id={one_line(hit.id)}\n"
+        blocks.append(f"{n}. {_title(where)} [{_meta(hit)}] id={one_line(hit.id)}\n"
                       f"   cite: {_cite(hit.citation_label, hit.citation)}\n{notes}{quoted(hit.text)}")
     return "\n\n".join(blocks)
 
@@ -282,7 +285,7 @@ def render_fetched(item: Fetched) -> str:
     """A fetched passage or document: one framed header line, one citation line, the text quoted."""
     more = f" (page {item.page} of {item.pages}: fetch page={item.page + 1} to read on)" if item.page < item.pages \
         else ""
-    return (f"{_title(item.title)} [{_meta(item.kind, item.source, item.date)}]{more}\n"
+    return (f"{_title(item.title)} [{_meta(item)}]{more}\n"
             f"cite: {_cite(item.citation_label, item.citation)}\n\n{quoted(item.text)}")
 
 
@@ -305,8 +308,8 @@ def _title(title: str) -> str:
     return f"“{one_line(title)}”"
 
 
-def _meta(kind: str, source: str, date: str | None) -> str:
-    return f"{kind}, {one_line(source)}, {date or 'undated'}"
+def _meta(item: Hit | Fetched) -> str:
+    return f"{item.kind}, {one_line(item.source)}, {dated(item.date, item.date_source)}"
 
 
 def _cite(label: str, uri: str) -> str:
@@ -373,6 +376,6 @@ def serve(config: Config, http: bool = False, host: str | None = None, port: int
     verifier, auth = auth_for(config.server, host, port)
     app = build_server(config, verifier, auth).streamable_http_app(
         transport_security=transport_security(config.server, host), host=host,
-        max_request_body_size=MAX_REQUEST_BYTES)
+        max_request_body_size=MAX_REQUEST_BYTES, json_response=True)
     uvicorn.run(app, host=host, port=port, http=guarded_protocol(config.server.header_timeout),
                 timeout_keep_alive=5, log_level="info")

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Literal
 
+from connectors import REGISTRY
 from corpus.config import Config
 from corpus.errors import CorpusError, EmptyCorpusError
 from ingest.embedder import Embedder
@@ -69,11 +70,11 @@ class Searcher:
     def _narrowed(self, snapshot: Snapshot, filters: Filters) -> Filters:
         """The filters as the indexes take them: a source or kind that does not exist is an error naming those
         that do (a typo must not look like "no matches"), and a name means every person it is part of."""
-        if filters.sources or filters.kinds:
+        _all_known("kind", filters.kinds, sorted(REGISTRY))
+        if filters.sources:
             known = self._facts(snapshot, "sources", filters.groups,
                                 lambda: list_sources(self.config, snapshot, filters.groups))
             _all_known("source", filters.sources, [s.name for s in known])
-            _all_known("kind", filters.kinds, sorted({s.kind for s in known}))
         if not filters.people:
             return filters
         everyone = self._facts(snapshot, "people", filters.groups, lambda: people.known(snapshot.db, filters.groups))
@@ -226,9 +227,8 @@ def _collapse(snapshot: Snapshot, fused: list[tuple[str, float]], rows: dict, li
         window = fused[position:position + limit * 2]
         position += len(window)
         missing = [chunk_id for chunk_id, _ in window if chunk_id not in rows]
-        if missing and snapshot.store.collection is not None:
-            got = snapshot.store.collection.get(ids=missing, include=["documents", "metadatas"])
-            rows.update(zip(got["ids"], zip(got["documents"], got["metadatas"], strict=True), strict=True))
+        if missing:
+            rows.update(snapshot.vectors.rows(missing))
         for chunk_id, score in window:
             if chunk_id not in rows or len(hits) >= limit:
                 continue
