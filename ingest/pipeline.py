@@ -6,6 +6,7 @@ manifest.py), so a killed run followed by another ends in the same store as one 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -173,7 +174,16 @@ class Run:
             stats.error = f"cannot list {source.path}: {_reason(exc)}; its {len(known)} stored documents are kept"
             self.progress.problem(f"{source.name}: {stats.error}")
             return stats
-        failed_before = {nid: stamp for _, nid, _, stamp in self.manifest.failures(source.name)}
+        fingerprint = settings_fingerprint(source)
+        stored = self.manifest.settings_of(source.name)
+        reread = stored is not None and stored != fingerprint and bool(known)
+        if reread:  # access groups, citation templates, options: what is stored must follow them
+            self.progress.note(f"{source.name}: its settings in corpus.toml changed since the last ingest; "
+                               f"reading its {len(known)} documents again")
+            known_stamps = {}
+        else:
+            known_stamps = {native_id: entry.stamp for native_id, entry in known.items()}
+        failed_before = {} if reread else {nid: stamp for _, nid, _, stamp in self.manifest.failures(source.name)}
         seen: set[str] = set()
         todo: list[Item] = []
         skipped = [item for item in listed if isinstance(item, Skipped)]
@@ -183,11 +193,11 @@ class Run:
                 continue
             seen.add(item.native_id)
             entry = known.get(item.native_id)
-            if entry and entry.stamp == item.stamp:
+            if entry and known_stamps.get(item.native_id) == item.stamp:
                 stats.unchanged += 1
             elif failed_before.get(item.native_id) == item.stamp:
                 stats.failed += 1  # same bytes that failed last time: not retried
-            elif entry and _digest(connector, item) == entry.digest:
+            elif entry and not reread and _digest(connector, item) == entry.digest:
                 self.manifest.restamp(entry.doc_id, item.stamp)
                 stats.unchanged += 1
             else:
@@ -205,6 +215,7 @@ class Run:
         for _, native_id, reason, _ in self.manifest.failures(source.name):
             if native_id not in retried:
                 stats.failures.append((native_id, f"{reason} (unchanged since it failed; not retried)"))
+        self.manifest.record_settings(source.name, fingerprint)
         return stats
 
     def _load_and_write(self, source: SourceSettings, connector, todo: list[Item], known: dict,
@@ -263,6 +274,11 @@ class Run:
         self.manifest.begin([(doc_id, "", "", 0)])
         self.store.delete_document(doc_id)
         self.manifest.forget(doc_id)
+
+
+def settings_fingerprint(source: SourceSettings) -> str:
+    """What a source's stored documents were read under: when it changes, each is read again."""
+    return hashlib.sha256(source.model_dump_json().encode()).hexdigest()[:16]
 
 
 def _kept(known: dict, skipped: list[Skipped]) -> set[str]:

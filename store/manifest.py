@@ -19,7 +19,7 @@ import numpy as np
 
 from corpus.errors import CorpusError
 from corpus.records import Chunk, Document
-from store import annotations, keyword, vectors
+from store import annotations, keyword, timeline, vectors
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -41,6 +41,10 @@ CREATE TABLE IF NOT EXISTS failures (
     reason TEXT NOT NULL,
     at REAL NOT NULL,
     PRIMARY KEY (source, native_id)
+);
+CREATE TABLE IF NOT EXISTS source_settings (
+    source TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -76,7 +80,7 @@ class Manifest:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self.db = sqlite3.connect(path, timeout=30)
                 self.db.execute("PRAGMA journal_mode=WAL")
-                self.db.executescript(SCHEMA + keyword.SCHEMA + vectors.SCHEMA + annotations.SCHEMA)
+                self.db.executescript(SCHEMA + keyword.SCHEMA + vectors.SCHEMA + annotations.SCHEMA + timeline.SCHEMA)
             self.db.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.OperationalError as exc:  # locked, unreadable, out of space: the file itself may be fine
             raise CorpusError(f"{path}: cannot open the manifest: {exc}") from None
@@ -155,6 +159,7 @@ class Manifest:
         start = 0
         with self.db:
             keyword.replace_documents(self.db, [(doc, chunks) for doc, chunks, _ in docs])
+            timeline.write(self.db, [(doc, chunks) for doc, chunks, _ in docs])
             for doc, chunks, stamp in docs:
                 self.db.execute(
                     "UPDATE documents SET stamp=?, digest=?, chunks=?, pending=NULL, title=?, ingested_at=? "
@@ -193,12 +198,23 @@ class Manifest:
                 if native_id not in keep:
                     self.db.execute("DELETE FROM failures WHERE source=? AND native_id=?", (source, native_id))
 
+    def settings_of(self, source: str) -> str | None:
+        """The fingerprint of the source's settings at its last complete ingest (None: not known)."""
+        row = self.db.execute("SELECT fingerprint FROM source_settings WHERE source=?", (source,)).fetchone()
+        return row[0] if row else None
+
+    def record_settings(self, source: str, fingerprint: str) -> None:
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO source_settings (source, fingerprint) VALUES (?, ?)",
+                            (source, fingerprint))
+
     def drop_source(self, source: str | None) -> None:
-        """Forget one source (or every source when None): documents, failures and keyword rows."""
+        """Forget one source (or every source when None): documents, failures, settings and keyword rows."""
         where, args = ("WHERE source=?", (source,)) if source else ("", ())
         with self.db:
             self.db.execute(f"DELETE FROM documents {where}", args)
             self.db.execute(f"DELETE FROM failures {where}", args)
+            self.db.execute(f"DELETE FROM source_settings {where}", args)
             keyword.delete_source(self.db, source)
             annotations.drop_orphans(self.db)
 

@@ -175,3 +175,28 @@ def test_no_stored_chunk_exceeds_the_model_limit(tmp_path, embedder):
     texts = [f"{m['header']}\n{d}" if m["header"] else d for d, m in stored]
     assert len(texts) > 100
     assert max(embedder.count_tokens(texts)) <= embedder.max_tokens
+
+
+def test_changed_source_settings_are_applied_to_unchanged_files(tmp_path, embedder):
+    """Adding access groups (or a citation template) to a source in corpus.toml must reach the chunks already
+    stored: files that did not change are read again under the new settings, once."""
+    from server.search import Searcher
+    from store.filters import Filters
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "pay.md").write_text("# Pay\n\nSalary bands are reviewed every March by the pay committee.\n")
+    first = ingest(load_config(write_config(tmp_path, docs_source("wiki", docs))), embedder=embedder)
+    assert first.sources["wiki"].added == 1
+
+    config = load_config(write_config(tmp_path, docs_source("wiki", docs, access=["hr"],
+                                                            url="https://wiki.example/{path_noext}")))
+    second = ingest(config, embedder=embedder)
+    assert second.sources["wiki"].updated == 1 and second.sources["wiki"].unchanged == 0
+    searcher = Searcher(config, embedder)
+    assert searcher.search("salary bands", filters=Filters(groups=["eng"])) == []
+    hits = searcher.search("salary bands", filters=Filters(groups=["hr"]))
+    assert hits and hits[0].citation.startswith("https://wiki.example/pay")
+
+    third = ingest(config, embedder=embedder)
+    assert third.sources["wiki"].unchanged == 1 and third.sources["wiki"].updated == 0
