@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 WHEELS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 QUERY  ?= how does the on-call hand-off work?
 
-.PHONY: setup demo test lint bench
+.PHONY: setup demo test lint bench tools
 
 $(VENV)/.installed: pyproject.toml shims/en_core_web_sm/pyproject.toml
 	python3 -m venv $(VENV)
@@ -26,6 +26,15 @@ test: setup
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
+# Optional system tools, used when installed: Tesseract reads scanned PDFs, LibreOffice legacy .doc/.ppt.
+# Debian/Ubuntu as root; skipped when both are there already.
+TOOLS := tesseract-ocr tesseract-ocr-eng libreoffice-writer-nogui libreoffice-impress-nogui
+tools:
+	@command -v tesseract >/dev/null && command -v soffice >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TOOLS) >/dev/null; }
+
 bench: setup
 	$(PY) bench/ingest_throughput.py
 	$(PY) bench/transcription.py
+	$(PY) bench/questions_eval.py
+	$(PY) bench/qmsum_eval.py

@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from connectors.base import ConnectorContext
 from corpus.config import SourceSettings
@@ -23,6 +23,8 @@ CORPUS_FILES = ("corpus.jsonl", "corpus.jsonl.gz")
 
 
 class Settings(SourceSettings):
+    cites_files: ClassVar[bool] = False  # records are cited as beir:<folder>/<id>
+
     kind: Literal["beir"]
 
 

@@ -1,7 +1,8 @@
 """Markdown to blocks with exact heading paths, front matter as metadata, template tags removed.
 
 Parsed with markdown-it rather than unstructured: headings keep their real levels, code and tables
-survive, and it is fast enough that parsing never slows embedding down.
+survive, and it is fast enough that parsing never slows embedding down. Links are written
+``label (url)``, numbered lists keep their numbers, a table reads row by row.
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ from datetime import date, datetime
 import yaml
 from markdown_it import MarkdownIt
 
+from connectors.html_text import visible_text, with_links
+from connectors.links import labelled
+from connectors.text import paragraphs
+
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S)
 # (opening, closing) of spans that are removed. Not lazy regexes (``{%.*?%}``): those rescan the rest of
 # the text for every opening that is never closed, hours on a hostile file; _remove_spans stops there.
@@ -22,15 +27,18 @@ _LIQUID_TAG = (re.compile(r"{%"), re.compile(r"%}"))
 _LIQUID_OUTPUT = (re.compile(r"{{"), re.compile(r"}}"))
 _HTML_COMMENT = (re.compile(r"<!--"), re.compile(r"-->"))
 _LIQUID_QUOTED = re.compile(r"{%-?\s*(slack_channel|page)\s+[\"']([^\"']*)[\"'][^%]*-?%}")
-_HTML_TAG = re.compile(r"<[^<>]+>")
+_HTML_LINK = re.compile(r"<a(?=[\s>/])(?:[^>]*?\bhref\s*=\s*(?:\"([^\"]*)\"|'([^']*)'|([^\s>]+)))?", re.I)
+_HTML_LINK_END = re.compile(r"</a\s*>", re.I)
 
 _md = MarkdownIt("commonmark").enable("table")
+_md.normalizeLink = lambda url: url  # a link's target as written: not percent-encoded
 
 
 @dataclass(frozen=True)
 class MarkdownBlock:
     text: str
     headings: tuple[str, ...]
+    item: bool = False  # part of a list: consecutive items read as one block
 
 
 @dataclass(frozen=True)
@@ -48,30 +56,40 @@ def parse(text: str) -> MarkdownDoc:
     first_heading: str | None = None
     tokens = _md.parse(body)
     i = 0
-    list_depth = 0
+    lists: list[int | None] = []  # each open list's next number; None for a bulleted list
+    marker = ""  # "- " or "3. " until the first paragraph of a list item takes it
     while i < len(tokens):
         tok = tokens[i]
         if tok.type == "heading_open":
             level = int(tok.tag[1])
-            title = _inline_text(tokens[i + 1])
+            title = _inline_text(tokens[i + 1], links=False)  # the section path and anchor: no URLs
             stack = [(lvl, t) for lvl, t in stack if lvl < level] + [(level, title)]
             first_heading = first_heading or title
+            linked = _inline_text(tokens[i + 1])
+            if linked != title:  # a link in a heading is kept under it
+                blocks.append(MarkdownBlock(linked, tuple(t for _, t in stack)))
             i += 3
             continue
         headings = tuple(t for _, t in stack)
         if tok.type in ("bullet_list_open", "ordered_list_open"):
-            list_depth += 1
+            lists.append(int(tok.attrGet("start") or 1) if tok.type == "ordered_list_open" else None)
         elif tok.type in ("bullet_list_close", "ordered_list_close"):
-            list_depth -= 1
+            lists.pop()
+        elif tok.type == "list_item_open":
+            marker = "- " if lists[-1] is None else f"{lists[-1]}. "
+            if lists[-1] is not None:
+                lists[-1] += 1
         elif tok.type == "inline":
             content = _inline_text(tok)
             if content:
-                prefix = "  " * (list_depth - 1) + "- " if list_depth else ""
-                blocks.append(MarkdownBlock(prefix + content, headings))
+                # A second paragraph of an item is indented under its first.
+                prefix = "  " * (len(lists) - 1) + (marker or " " * 2) if lists else ""
+                marker = ""
+                blocks.append(MarkdownBlock(prefix + content, headings, item=bool(lists)))
         elif tok.type in ("fence", "code_block") and tok.content.strip():
             blocks.append(MarkdownBlock(tok.content.rstrip(), headings))
         elif tok.type == "html_block":
-            content = " ".join(_HTML_TAG.sub(" ", _remove_spans(tok.content, *_HTML_COMMENT)).split())
+            content = "\n".join(paragraphs(visible_text(with_links(tok.content))))
             if content:
                 blocks.append(MarkdownBlock(content, headings))
         elif tok.type == "table_open":
@@ -149,17 +167,24 @@ def _person(value: str) -> str:
     return " ".join(re.sub(r"\([^)]*\)|<[^>]*>", " ", value).split())
 
 
-def _inline_text(tok) -> str:
+def _inline_text(tok, links: bool = True) -> str:
+    """The text of an inline token; with ``links``, each link as ``label (url)``."""
     parts: list[str] = []
+    opened: list[tuple[str, int]] = []  # each open link's target and where its label starts in parts
     for child in tok.children or []:
-        if child.type in ("text", "code_inline"):
+        if child.type in ("text", "code_inline", "image"):
             parts.append(child.content)
         elif child.type in ("softbreak", "hardbreak"):
             parts.append(" ")
-        elif child.type == "image":
-            parts.append(child.content)
-        elif child.type == "html_inline":
-            continue
+        elif child.type == "link_open":
+            opened.append((str(child.attrGet("href") or ""), len(parts)))
+        elif child.type == "html_inline" and (tag := _HTML_LINK.match(child.content)):
+            opened.append((html.unescape(next((g for g in tag.groups() if g is not None), "")), len(parts)))
+        elif opened and (child.type == "link_close" or child.type == "html_inline"
+                         and _HTML_LINK_END.match(child.content)):
+            target, start = opened.pop()
+            if links:
+                parts[start:] = [labelled("".join(parts[start:]), target)]
     return " ".join("".join(parts).split())
 
 
@@ -183,12 +208,8 @@ def _merge_list_items(blocks: list[MarkdownBlock]) -> list[MarkdownBlock]:
     groups: list[list[MarkdownBlock]] = []
     for block in blocks:
         last = groups[-1][-1] if groups else None
-        if last and last.headings == block.headings and _is_item(block) and _is_item(last):
+        if last and last.headings == block.headings and block.item and last.item:
             groups[-1].append(block)  # joined once at the end: joining item by item is quadratic
         else:
             groups.append([block])
-    return [MarkdownBlock("\n".join(b.text for b in group), group[0].headings) for group in groups]
-
-
-def _is_item(block: MarkdownBlock) -> bool:
-    return block.text.lstrip().startswith("- ")
+    return [MarkdownBlock("\n".join(b.text for b in group), group[0].headings, group[0].item) for group in groups]

@@ -3,6 +3,9 @@
 One document per meeting. A transcript next to a recording (same stem: .vtt, .srt, .docx, .txt, .md)
 is that meeting's words, so the recording is not transcribed; citations still point into the
 recording, at the second a stretch of conversation starts.
+
+Notes, agendas and chat logs beside a meeting (``20240718_Notes.md`` with ``20240718.mp4``; see
+connectors/meeting_notes.py) are documents of that meeting: its title and date, cited to their own file.
 """
 
 from __future__ import annotations
@@ -10,19 +13,21 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from connectors import transcripts
+from connectors import dates, meeting_notes, transcripts
 from connectors.base import ConnectorContext, Skipped, file_digest, walk_files
 from connectors.transcripts import Segment, Transcript
 from connectors.whisper import PACKAGED, Transcriber
 from corpus.config import SourceSettings
 from corpus.errors import ItemError
 from corpus.records import Block, Citation, Document, Item, Locator, document_id
+from corpus.urls import check_template, file_uri, with_query
 
 # Recordings are recognised by these extensions; PyAV decodes whatever codec is inside.
 MEDIA = {".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".opus", ".wma", ".webm", ".mp4", ".mkv", ".mov",
@@ -42,6 +47,13 @@ class Settings(SourceSettings):
     device: str = "auto"
     compute_type: str | None = Field(default=None, description="default: int8 on CPU, float16 on GPU")
     beam_size: int = Field(default=5, ge=1, le=20)
+    recording_url: str | None = Field(default=None, description="where each meeting's recording plays, with "
+                                      "{path} or {path_noext}; citations add ?t=<seconds>")
+
+    @field_validator("recording_url")
+    @classmethod
+    def _recording_template(cls, value: str | None) -> str | None:
+        return value if value is None else check_template(value)
 
 
 def connector(settings: Settings, context: ConnectorContext | None = None) -> MeetingsConnector:
@@ -58,6 +70,8 @@ class MeetingsConnector:
             cache_dir=context.workdir / "transcripts" if context.workdir else None,
             note=self.note,
         )
+        self.git = dates.GitDates(settings.path)
+        self._listings: dict[Path, tuple[int, list[_File]]] = {}  # folder: (its mtime, what _listing found)
 
     def note(self, line: str) -> None:
         self.context.note(f"{self.settings.name}: {line}")
@@ -77,9 +91,17 @@ class MeetingsConnector:
                 stat = sidecar.stat() if sidecar else None
                 extra = f"+{stat.st_size}:{stat.st_mtime_ns}" if stat else ""
                 item = Item(item.native_id, f"{item.stamp}{extra}+{self.transcriber.key}", item.path)
+            elif meeting_notes.role(item.path) and not isinstance(item, Skipped):
+                # Notes and chat take their meeting's title and date: its files are part of the stamp.
+                others = "".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns};"
+                                 for p in self._meeting_files(item.path) if p != item.path)
+                item = Item(item.native_id, f"{item.stamp}+{hashlib.sha256(others.encode()).hexdigest()[:16]}",
+                            item.path)
             yield item
 
     def digest(self, item: Item) -> str:
+        if meeting_notes.role(item.path):
+            return _beside_digest(item.path, self._meeting(item.path))
         if not _is_media(item.path):
             return file_digest(item.path)
         return self._media_digest(file_digest(item.path), self._sidecar(item.path))
@@ -92,6 +114,15 @@ class MeetingsConnector:
         path = item.path
         if path.stat().st_size == 0:
             raise ItemError("empty file")
+        role = meeting_notes.role(path)
+        if role == meeting_notes.NOTES:
+            return self._notes_document(item)
+        if role == meeting_notes.CHAT:
+            try:  # Teams calls its transcripts "…_ChatTranscript" too
+                transcript = transcripts.read(path)
+            except ItemError:
+                return self._chat_document(item)
+            return self._document(item, transcript, self.digest(item))
         if not _is_media(path):
             return self._document(item, transcripts.read(path), file_digest(path))
         audio_hash = file_digest(path)  # hashed once: the cache key and the document digest both use it
@@ -107,14 +138,18 @@ class MeetingsConnector:
 
     def _sidecar(self, recording: Path) -> Path | None:
         """The transcript beside a recording; one linked from outside the source counts only when allowed."""
-        root = self.settings.path.resolve()
-        root = root if root.is_dir() else root.parent
         for suffix in transcripts.SUFFIXES:
             candidate = recording.with_suffix(suffix)
-            if candidate.is_file() and (self.settings.follow_external_links
-                                        or candidate.resolve().is_relative_to(root)):
+            if candidate.is_file() and self._inside(candidate):
                 return candidate
         return None
+
+    def _folder(self) -> Path:
+        path = self.settings.path
+        return path if path.is_dir() else path.parent
+
+    def _inside(self, path: Path) -> bool:
+        return self.settings.follow_external_links or path.resolve().is_relative_to(self._folder().resolve())
 
     def _read_sidecar(self, sidecar: Path, item: Item) -> Transcript | None:
         """The sidecar's transcript; None (the recording is transcribed) when the file beside it is
@@ -125,16 +160,115 @@ class MeetingsConnector:
             self.note(f"{item.native_id}: {sidecar.name} beside it is not used ({exc}); transcribing the recording")
             return None
 
+    def _listing(self, folder: Path) -> list[_File]:
+        """The recordings, transcripts, notes and chat logs in ``folder``, with their meeting key and role;
+        listed again only when the folder changed, not once for each notes file in it."""
+        changed = folder.stat().st_mtime_ns
+        cached = self._listings.get(folder)
+        if cached is None or cached[0] != changed:
+            cached = changed, [_File(p, meeting_notes.meeting_key(p), meeting_notes.role(p))
+                               for p in sorted(folder.iterdir()) if p.suffix.lower() in {*MEDIA, *transcripts.SUFFIXES}
+                               and not p.name.startswith(".") and p.is_file() and self._inside(p)]
+            self._listings[folder] = cached
+        return cached[1]
+
+    def _meeting_files(self, path: Path) -> list[Path]:
+        """``path`` and the other files of its meeting in its folder, those that name and date the meeting
+        first: recordings, transcripts, chat logs (some are transcripts), then notes.
+
+        A file belongs to the meeting whose name it shares once its role word is dropped; one whose name
+        matches no recording or transcript joins the only one with the same date in its name, and a
+        plain "notes.md" the only meeting in its folder.
+        """
+        listing = self._listing(path.parent)
+        key = meeting_notes.meeting_key(path)
+        named = {f.key for f in listing if f.role is None}
+        if key not in named:
+            day = _date_in_name(path.stem)
+            same = {f.key for f in listing if f.role is None
+                    and (not key or (day is not None and _date_in_name(f.path.stem) == day))}
+            key = same.pop() if len(same) == 1 else key
+        order = {None: 1, meeting_notes.CHAT: 2, meeting_notes.NOTES: 3}
+        files = sorted((f for f in listing if f.path == path or f.key == key),
+                       key=lambda f: (0 if _is_media(f.path) else order[f.role], f.path.name))
+        return [f.path for f in files]
+
+    def _meeting(self, path: Path) -> Document:
+        """The meeting of a notes or chat file, as its recording or transcript names and dates it (no words:
+        nothing is transcribed for this); a meeting with only notes and chat is called what its notes say."""
+        files = self._meeting_files(path)
+        for candidate in files:
+            if meeting_notes.role(candidate) == meeting_notes.NOTES:
+                break
+            try:
+                sidecar = self._sidecar(candidate) if _is_media(candidate) else candidate
+                heard = transcripts.read(sidecar) if sidecar else Transcript([])
+            except ItemError:
+                if not _is_media(candidate):
+                    continue  # a chat log, or a transcript too broken to name its meeting
+                heard = Transcript([])
+            return self._document(self._item(candidate), Transcript([], heard.title, heard.date), "")
+        titles = (self._notes_title(p) for p in files if meeting_notes.role(p) == meeting_notes.NOTES)
+        title = next((t for t in titles if t), None) or meeting_notes.meeting_name(files[0]) or path.parent.name
+        return self._document(self._item(files[0]), Transcript([], title), "")
+
+    def _notes_title(self, path: Path) -> str | None:
+        try:
+            return meeting_notes.read_notes(path, self.context.ingest.max_text_bytes).title
+        except ItemError:
+            return None
+
+    def _item(self, path: Path) -> Item:
+        return Item(path.relative_to(self._folder()).as_posix(), "", path)
+
+    def _notes_document(self, item: Item) -> Document:
+        notes = meeting_notes.read_notes(item.path, self.context.ingest.max_text_bytes)
+        uri, label = self._cited(item)
+        return self._beside(item, meeting_notes.NOTES, [
+            Block(text, Locator(headings=headings),
+                  Citation(uri, f"{label}, notes § {' › '.join(headings)}" if headings else f"{label}, notes"))
+            for text, headings in notes.sections
+        ])
+
+    def _chat_document(self, item: Item) -> Document:
+        messages = meeting_notes.read_chat(item.path, self.context.ingest.max_text_bytes)
+        uri, label = self._cited(item)
+        return self._beside(item, meeting_notes.CHAT, [
+            Block(" ".join(filter(None, (f"[{m.when}]" if m.when else None, f"{m.speaker}:" if m.speaker else None,
+                                         m.text))),
+                  citation=Citation(uri, f"{label}, chat at {m.when}" if m.when else f"{label}, chat"),
+                  people=(m.speaker,) if m.speaker else ())
+            for m in messages
+        ])
+
+    def _cited(self, item: Item) -> tuple[str, str]:
+        """A notes or chat file's own address (the source's ``url`` template, never ``recording_url``) and label."""
+        return file_uri(item.path, item.native_id, self.settings.url), f"{self.settings.name}/{item.native_id}"
+
+    def _beside(self, item: Item, role: str, blocks: list[Block]) -> Document:
+        """Notes or chat as a document of their meeting: its title, date and context, cited to their own file."""
+        meeting = self._meeting(item.path)
+        uri, label = self._cited(item)
+        return replace(
+            meeting,
+            id=document_id(self.settings.name, item.native_id),
+            native_id=item.native_id,
+            citation=Citation(uri, f"{label}, {role}"),
+            blocks=tuple(blocks),
+            digest=_beside_digest(item.path, meeting),
+            context=f"{meeting.context}, {role}",
+        )
+
     def _document(self, item: Item, transcript: Transcript, digest: str) -> Document:
         path = item.path
-        date = transcript.date or _date_in_name(path.stem) or datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
-        uri = path.resolve().as_uri()
+        date, date_source = self._date(path, transcript)
+        uri = file_uri(path, item.native_id, self.settings.recording_url or self.settings.url)
         label = f"{self.settings.name}/{item.native_id}"
         blocks = tuple(
             Block(
                 f"{speaker}: {text}" if speaker else text,
                 Locator(start=start, end=end),
-                Citation(f"{uri}#t={clock(start)}", f"{label} at {clock(start)}"),
+                Citation(self._at(uri, start), f"{label} at {clock(start)}"),
                 (speaker,) if speaker else (),
             )
             for speaker, start, end, text in turns(transcript.segments)
@@ -150,9 +284,27 @@ class MeetingsConnector:
             digest=digest,
             created=date,
             updated=date,
+            date_source=date_source,
             access=self.settings.access,
             context=f"meeting of {date:%Y-%m-%d}",
         )
+
+    def _at(self, uri: str, start: float) -> str:
+        """``uri`` at ``start``: a recording_url takes ?t=<seconds> as video sites do; a file, #t=MM:SS."""
+        return with_query(uri, "t", str(int(start))) if self.settings.recording_url else f"{uri}#t={clock(start)}"
+
+    def _date(self, path: Path, transcript: Transcript) -> tuple[datetime, str]:
+        """When the meeting was held, and where that date came from: what the transcript or the file name
+        says comes before a commit, which records when the file was filed, not when people met."""
+        if transcript.date is not None:
+            return transcript.date, dates.TRANSCRIPT
+        named = _date_in_name(path.stem)
+        if named is not None:
+            return named, dates.FILE_NAME
+        committed = self.git.date(path)
+        if committed is not None:
+            return committed, dates.GIT
+        return dates.mtime(path), dates.MTIME
 
 
 def turns(segments: list[Segment], window: float = TURN_SECONDS,
@@ -202,6 +354,18 @@ def _is_media(path: Path) -> bool:
     return path.suffix.lower() in MEDIA
 
 
+
+
+class _File(NamedTuple):
+    path: Path
+    key: str  # meeting_notes.meeting_key
+    role: str | None
+
+
+def _beside_digest(path: Path, meeting: Document) -> str:
+    """A notes or chat file's bytes and what it takes from its meeting, so either changing reloads it."""
+    taken = f"{file_digest(path)}+{meeting.title}+{meeting.updated}+{meeting.date_source}"
+    return hashlib.sha256(taken.encode()).hexdigest()
 
 
 def _date_in_name(stem: str) -> datetime | None:

@@ -4,7 +4,9 @@ A thread (parent and replies, wherever the replies' day files are) is one docume
 are grouped per conversation into bursts split at a quiet gap or a message cap. Native ids are the
 conversation id and the first ts, so a newer export of the same workspace updates documents instead
 of duplicating them, and an item's stamp is a hash of its rendered content: only conversations that
-changed are embedded again. Private channels, DMs and group DMs are read only with ``private = true``
+changed are embedded again. Each channel's topic, purpose, renames and pins are one more document,
+its "about" document (``<id>/about``), read from the same day files on every listing, so it changes
+whenever any of them does. Private channels, DMs and group DMs are read only with ``private = true``
 and then carry their own access groups instead of the source's.
 """
 
@@ -14,14 +16,16 @@ import fnmatch
 import hashlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
+from connectors import dates
 from connectors.base import ConnectorContext
 from connectors.limits import too_large
+from connectors.slack_about import About, channel_about
 from connectors.slack_export import SlackExport
 from connectors.slack_text import BOT_SUBTYPE, CONTENT_SUBTYPES, Names, author, is_bot, message_text
 from corpus.config import SourceSettings
@@ -29,9 +33,12 @@ from corpus.errors import ConfigError, ItemError
 from corpus.records import Block, Citation, Document, Item, Locator, document_id
 
 _OPENING_CHARS = 80
+ABOUT = "about"  # native id of a channel's about document: <conversation id>/about
 
 
 class Settings(SourceSettings):
+    cites_files: ClassVar[bool] = False  # messages are cited by permalink (workspace_url)
+
     kind: Literal["slack"]
     workspace_url: str | None = Field(default=None, description="e.g. https://acme.slack.com, for permalinks")
     channels: tuple[str, ...] = ()  # globs on conversation names; empty: all
@@ -62,6 +69,7 @@ class Conversation:
     folder: str  # its folder in the export
     label: str  # how a reader names it: "#general", "DM Ann, Bob"
     access: tuple[str, ...]
+    record: dict = field(default_factory=dict, compare=False)  # its entry in channels.json (topic, purpose, pins)
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,10 @@ class Message:
     @property
     def when(self) -> datetime:
         return datetime.fromtimestamp(float(self.ts), UTC)
+
+    @property
+    def line(self) -> str:
+        return f"{self.author} ({self.when:%Y-%m-%d %H:%M}): {self.text}"
 
 
 class SlackConnector:
@@ -148,7 +160,7 @@ class SlackConnector:
                     label = f"#{name}"
                 access = (f"{source}:private", f"{source}:private:{name}") if private else self.settings.access
                 if self._in_scope(name):
-                    found[cid] = Conversation(cid, name, name if listing != "dms.json" else cid, label, access)
+                    found[cid] = Conversation(cid, name, name if listing != "dms.json" else cid, label, access, record)
         return found, names
 
     def _in_scope(self, name: str) -> bool:
@@ -191,10 +203,11 @@ class SlackConnector:
             if bad:
                 broken[name] = (stamp, f"{len(bad)} malformed message(s) skipped (number {', '.join(map(str, bad[:5]))}"
                                        f"{' …' if len(bad) > 5 else ''}: not a message object with a ts)")
-        messages = [m for ts, raw in latest.items() if ts not in deleted and (m := self._message(raw))]
-        messages.sort(key=lambda m: float(m.ts))
+        kept = {ts: raw for ts, raw in latest.items() if ts not in deleted}
+        messages = sorted((m for raw in kept.values() if (m := self._message(raw))), key=lambda m: float(m.ts))
+        about = channel_about(conversation.label, conversation.record, kept, self._names)
         documents = {}
-        for doc in self._documents(conversation, messages):
+        for doc in [*self._documents(conversation, messages), *([self._about(conversation, about)] if about else [])]:
             size = sum(len(b.text) for b in doc.blocks)  # a thread gathers replies from many day files
             if size > self.cap:
                 broken[doc.native_id] = (doc.digest, str(too_large(size, self.cap)))
@@ -236,10 +249,9 @@ class SlackConnector:
     def _document(self, conversation: Conversation, messages: list[Message], thread: bool,
                   native_ts: str | None = None) -> Document:
         first, last = messages[0], messages[-1]
-        native_id = f"{conversation.id}/{native_ts or first.ts}"
         blocks = tuple(
             Block(
-                text=f"{m.author} ({m.when:%Y-%m-%d %H:%M}): {m.text}",
+                text=m.line,
                 locator=Locator(start=float(m.ts), end=float(m.ts)),
                 citation=self._citation(conversation, m),
                 people=(m.author,),
@@ -247,6 +259,31 @@ class SlackConnector:
             for m in messages
         )
         title = f"{conversation.label} {first.when:%Y-%m-%d}{' thread' if thread else ''}: {_opening(first.text)}"
+        return self._assemble(conversation, f"{conversation.id}/{native_ts or first.ts}", title, blocks,
+                              first.when, last.when)
+
+    def _about(self, conversation: Conversation, about: About) -> Document:
+        """The channel's about document, cited to the channel; an event's line cites its message.
+
+        Its lines carry no time locator: the document is about the channel, not a stretch of its conversation,
+        so reading on from a message never lands in it.
+        """
+        channel = self._channel_citation(conversation)
+        blocks = []
+        for fact in about.facts:
+            if fact.ts is None:
+                blocks.append(Block(text=fact.text, citation=channel))
+            else:
+                event = Message(fact.ts, None, fact.who or "someone", fact.text)
+                blocks.append(Block(text=event.line, citation=self._citation(conversation, event),
+                                    people=(event.author,)))
+        dated = [fact.when for fact in about.facts if fact.when]
+        return self._assemble(conversation, f"{conversation.id}/{ABOUT}", about.title, tuple(blocks),
+                              min(dated, default=None), max(dated, default=None), channel)
+
+    def _assemble(self, conversation: Conversation, native_id: str, title: str, blocks: tuple[Block, ...],
+                  created: datetime | None, updated: datetime | None, citation: Citation | None = None) -> Document:
+        """The document, with a digest of all it renders: its stamp, so only what changed is embedded again."""
         content = json.dumps([title, conversation.access, [(b.text, b.citation.uri, b.people) for b in blocks]])
         return Document(
             id=document_id(self.settings.name, native_id),
@@ -254,15 +291,23 @@ class SlackConnector:
             kind="slack",
             native_id=native_id,
             title=title,
-            citation=blocks[0].citation,
+            citation=citation or blocks[0].citation,
             blocks=blocks,
             digest=hashlib.sha256(content.encode()).hexdigest(),
-            created=first.when,
-            updated=last.when,
-            authors=tuple(dict.fromkeys(m.author for m in messages)),
+            created=created,
+            updated=updated,
+            date_source=dates.SLACK,
+            authors=tuple(dict.fromkeys(person for b in blocks for person in b.people)),
             access=conversation.access,
             context=conversation.label,
         )
+
+    def _channel_citation(self, conversation: Conversation) -> Citation:
+        label = f"{conversation.label} (channel details)"
+        base = self.settings.workspace_url
+        if not base:
+            return Citation(f"slack://{conversation.name}", label)
+        return Citation(f"{base}/archives/{conversation.id}", label)
 
     def _citation(self, conversation: Conversation, message: Message) -> Citation:
         label = f"{conversation.label}, {message.when:%Y-%m-%d %H:%M} UTC"

@@ -10,8 +10,11 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
-# Subtypes that carry what someone said; every other subtype (joins, topic changes, pins, bot_add,
-# tombstones …) is noise for a reader. bot_message is let through only when the source asks for bots.
+from connectors.links import labelled
+
+# Subtypes that carry what someone said; topic, purpose, name, archive and pin events go to the channel's
+# about document (slack_about.py), and the rest (joins, bot_add, tombstones …) is noise for a reader.
+# bot_message is let through only when the source asks for bots.
 CONTENT_SUBTYPES = frozenset({None, "thread_broadcast", "file_share", "file_comment", "file_mention", "me_message"})
 BOT_SUBTYPE = "bot_message"
 _SPECIAL = {"here": "@here", "channel": "@channel", "everyone": "@everyone"}
@@ -95,9 +98,7 @@ def _token(body: str, names: Names) -> str:
         return label or target.partition(":")[2]
     if _private_file_url(target):
         return label or "[file]"
-    if not label or label in (target, target.split("://", 1)[-1]):
-        return target
-    return f"{label} ({target})"
+    return labelled(label, target)
 
 
 def _private_file_url(url: str) -> bool:

@@ -6,12 +6,13 @@ import re
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from corpus import DEFAULT_CONFIG
 from corpus.errors import ConfigError
+from corpus.urls import check_template
 
 
 class Strict(BaseModel):
@@ -41,6 +42,16 @@ class IngestSettings(Strict):
     """Bounds that hold for every source, so no input of any size takes an ingest past a bounded memory."""
 
     max_text_mb: int = Field(default=50, ge=1, description="an item with more text is refused with one line")
+    nice: int = Field(default=10, ge=0, le=19, description="CPU priority the ingest and dream commands lower "
+                      "themselves by, so servers on the same machine keep answering quickly; 0 keeps it")
+    # Optional system tools, used when installed; false turns one off where it is installed but unwanted.
+    ocr: bool = Field(default=True, description="Tesseract reads PDFs without a text layer")
+    ocr_languages: str = Field(default="eng", pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$",
+                               description="Tesseract languages, e.g. 'eng+deu'")
+    ocr_max_pages: int = Field(default=100, ge=1, description="a scanned PDF with more pages is refused")
+    ocr_timeout: float = Field(default=600.0, gt=0, description="seconds of OCR per document")
+    libreoffice: bool = Field(default=True, description="LibreOffice converts .doc/.ppt to be read")
+    libreoffice_timeout: float = Field(default=120.0, gt=0, description="seconds per conversion")
 
     @property
     def max_text_bytes(self) -> int:
@@ -88,10 +99,14 @@ class ClaudeSettings(Strict):
 class SourceSettings(Strict):
     """Keys every source has; each connector extends this with its own options."""
 
+    cites_files: ClassVar[bool] = True  # False: the connector cites its own addresses and has no use for url
+
     name: str
     kind: str
     path: Path
     access: tuple[str, ...] = ()
+    url: str | None = Field(default=None, description="citation address template with {path} or {path_noext}, "
+                            "e.g. https://handbook.example.org/{path_noext}/; default: the file's file:// URI")
 
     @field_validator("name")
     @classmethod
@@ -99,6 +114,13 @@ class SourceSettings(Strict):
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", value):
             raise ValueError("use letters, digits, '-', '_' or '.'")
         return value
+
+    @field_validator("url")
+    @classmethod
+    def _url_template(cls, value: str | None) -> str | None:
+        if value is not None and not cls.cites_files:
+            raise ValueError("not used by this kind of source: only docs and meetings sources cite files")
+        return value if value is None else check_template(value)
 
 
 class Config(Strict):

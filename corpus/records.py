@@ -66,6 +66,7 @@ class Document:
     digest: str
     created: datetime | None = None
     updated: datetime | None = None
+    date_source: str | None = None  # where ``updated`` came from: "front matter", "git", "metadata", "mtime" …
     authors: tuple[str, ...] = ()
     access: tuple[str, ...] = ()
     context: str = ""  # channel or meeting name, shown in every chunk's header

@@ -1,7 +1,7 @@
 """Secrets are masked in every text before it is stored, indexed, embedded or sent to Claude.
 
 Three kinds of rule. Known formats (AWS key ids, GitHub, Slack, Stripe, Anthropic keys, private keys,
-passwords in URLs). Assignments (`password: hunter2`, `api_key = "…"`, `STRIPE_SECRET=…`): the value
+passwords and signatures in URLs). Assignments (`password: hunter2`, `api_key = "…"`, `STRIPE_SECRET=…`): the value
 is masked, the key name stays, and a value that is clearly not a secret (`true`, `required`, a
 placeholder such as `$TOKEN` or `<your key>`, code reading it from elsewhere such as `os.environ[…]`,
 several words of prose after a colon) is left alone.
@@ -43,6 +43,10 @@ PATTERNS: list[tuple[str, tuple[str, ...], re.Pattern[str]]] = [
     ("jwt", ("eyJ",), re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\b")),
     ("password in url", ("@",), re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+(?=@)")),
     ("bearer token", ("Bearer ",), re.compile(r"(?<=\bBearer )[A-Za-z0-9._~+/-]{16,}=*")),
+    # A signed URL's signature (Azure SAS `sig=`, S3 `X-Amz-Signature=`) opens the file to anyone holding it.
+    ("url signature", ("sig=", "Sig=", "SIG=", "ignature=", "IGNATURE="),
+     re.compile(r"(?:(?<=[?&]sig=)|(?<=[?&]signature=)|(?<=[?&]x-amz-signature=)|(?<=[?&]x-goog-signature=))"
+                r"[^&\s#)]+", re.I)),
 ]
 
 # A key name ending in one of these words: `DB_PASSWORD`, `clientSecret`, `AWS_SECRET_ACCESS_KEY`, `--token`.
@@ -58,7 +62,7 @@ _ASSIGNMENT = re.compile(
     # password: "hunter2"   api_key = 'abc'   "token": "abc"
     r"(?::=|=>|[:=])[ \t]*(?P<q>[\"'])(?P<quoted>[^\"'\n]{1,400})(?P=q)"
     # passwd=hunter2   STRIPE_SECRET=sk_live_…   Password=x; (connection strings)   ?access_token=…&
-    r"|(?::=|=>|=)[ \t]*(?P<bare>(?:[^\s\"'`&;,<>]|&(?!\w+=)){1,400})"
+    r"|(?::=|=>|=)[ \t]*(?P<bare>(?:[^\s\"'`&;,<>]|&(?![\w.-]+=)){1,400})"
     # password: hunter2   (only a single word ending the line: "Password: use the one from Okta" is prose)
     r"|:[ \t]*(?P<line>[^\s\"'`]{1,400})[ \t]*$)", re.I | re.M)
 _VALUE = ("quoted", "bare", "line")

@@ -30,6 +30,8 @@ _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n+")
 MAX_SEGMENT_CHARS = 20_000
 _COUNT_BATCH = 64  # texts per tokenizer call: bounds its memory to a few MB
 _BREAK = re.compile(r"\s+")
+_PHRASE_END = re.compile(r"(?<=[),|])\s+")  # after a link's "(url)", a comma, a table cell
+_WORD_GAP = re.compile(r"\s+(?!\()")  # between words; a link's "(url)" stays with the word before it
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,34 @@ class Chunker:
             yield from ((key, text, n) for (key, text), n in zip(batch, counts, strict=True))
 
     def _hard_split(self, text: str, limit: int) -> list[tuple[str, int]]:
-        """A run-on 'sentence' (a table row, a log line) cut at word-piece boundaries."""
+        """A run-on 'sentence' (a table row, a log line) cut after a phrase (a link, a cell), else between
+        words, so a link stays whole; only a word longer than the limit is cut at word-piece boundaries."""
+        units: list[tuple[str, int]] = []
+        for _, phrase, n in self._counted((None, p) for p in _PHRASE_END.split(text) if p):
+            if n <= limit:
+                units.append((phrase, n))
+            else:
+                units += [(w, c) for _, w, c in self._counted((None, w) for w in _WORD_GAP.split(phrase) if w)]
+        parts: list[str] = []
+        words: list[str] = []
+        used = 0
+        for unit, n in units:
+            if words and used + n > limit:
+                parts.append(" ".join(words))
+                words, used = [], 0
+            if n > limit:
+                parts += self.measure.split_tokens(unit, limit)
+            else:
+                words.append(unit)
+                used += n
+        parts.append(" ".join(words))
+        pieces: list[tuple[str, int]] = []
+        for _, part, n in self._counted((None, p) for p in parts if p.strip()):
+            # Word counts add up in a word-piece tokenizer; a part that still measures over is cut by pieces.
+            pieces += [(part, n)] if n <= limit else self._by_pieces(part, limit)
+        return pieces
+
+    def _by_pieces(self, text: str, limit: int) -> list[tuple[str, int]]:
         parts = [p for p in self.measure.split_tokens(text, limit) if p.strip()]
         return list(zip(parts, self.count(parts), strict=True))
 

@@ -3,19 +3,23 @@
 For every chunk ingested since the last pass, its nearest neighbours in other documents are
 candidate pairs; each pair is judged (ingest/judge.py): duplicate, conflicting, one superseding
 the other, or unrelated. Findings become annotations (ingest/annotations.py) that search shows and
-uses to down-rank superseded chunks, and a report a person reads. Sources and stored chunks are
-never edited or deleted; `--undo` removes every annotation.
+uses to down-rank superseded chunks, and a report a person reads, which lists every finding still
+active, not only this pass's. A finding the offline rule made and no longer makes (the rule changed) is
+withdrawn. Sources and stored chunks are never edited or deleted; `--undo` removes every annotation.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+
+import numpy as np
 
 from corpus.claude import Claude
 from corpus.config import Config
@@ -47,12 +51,18 @@ class DreamResult:
     mode: str
     examined_chunks: int = 0
     candidate_pairs: int = 0
-    findings: list[Finding] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)  # new in this pass
+    active: list[Finding] = field(default_factory=list)  # every finding search shows now, this pass's included
+    withdrawn: int = 0  # earlier offline findings the rule no longer makes, removed
     seconds: float = 0.0
     since: float | None = None  # only chunks ingested after this were examined; None: all
 
     def count(self, relation: str) -> int:
         return sum(1 for f in self.findings if f.relation == relation)
+
+    def earlier(self) -> int:
+        """Active findings that earlier passes made."""
+        return len(self.active) - len(self.findings)
 
 
 def dream(config: Config, *, full: bool = False, offline: bool = False) -> DreamResult:
@@ -74,7 +84,12 @@ def dream(config: Config, *, full: bool = False, offline: bool = False) -> Dream
         with manifest.db:
             if full:
                 manifest.db.execute("DELETE FROM annotations")
+            earlier = _recorded(manifest.db, store)
+            kept = [f for f in earlier if not _withdrawn(manifest.db, f)]
+            result.withdrawn = len(earlier) - len(kept)
             annotations.add(manifest.db, [a for f in result.findings for a in _annotations(f)])
+            new = {_pair(f) for f in result.findings}
+            result.active = [f for f in kept if _pair(f) not in new] + result.findings
             result.seconds = time.time() - started
             manifest.db.execute("INSERT INTO dream_runs (started, finished, stats) VALUES (?, ?, ?)",
                                 (started, time.time(), json.dumps(summary_counts(result))))
@@ -98,7 +113,8 @@ def _annotating(config: Config) -> Iterator[Writer]:
 def summary_counts(result: DreamResult) -> dict:
     return {"examined_chunks": result.examined_chunks, "candidate_pairs": result.candidate_pairs,
             "duplicates": result.count("duplicate"), "conflicts": result.count("conflict"),
-            "superseded": result.count("superseded"), "mode": result.mode}
+            "superseded": result.count("superseded"), "still_active": result.earlier(),
+            "withdrawn": result.withdrawn, "mode": result.mode}
 
 
 def _candidates(store: ChunkStore, doc_ids: list[str], result: DreamResult) -> list[tuple]:
@@ -155,6 +171,46 @@ _RELATIONS = {  # finding -> (relation of a towards b, relation of b towards a)
     "conflict": ("conflicts_with", "conflicts_with"),
     "superseded": ("superseded_by", "supersedes"),
 }
+_FINDINGS = {forward: finding for finding, (forward, _) in _RELATIONS.items()}  # a's side names the finding
+
+
+def _pair(finding: Finding) -> frozenset[str]:
+    return frozenset((finding.a.chunk_id, finding.b.chunk_id))
+
+
+def _recorded(db: sqlite3.Connection, store: ChunkStore) -> list[Finding]:
+    """The findings earlier passes left, rebuilt from their annotations and the stored chunks."""
+    rows: dict[frozenset[str], tuple] = {}  # a pair is annotated on both sides; a's side tells the finding
+    for chunk_id, other_id, relation, detail, judged_by in db.execute(
+            "SELECT chunk_id, other_chunk_id, relation, detail, judged_by FROM annotations ORDER BY rowid"):
+        if relation in _FINDINGS:
+            rows.setdefault(frozenset((chunk_id, other_id)), (chunk_id, other_id, _FINDINGS[relation], detail,
+                                                              judged_by))
+    if not rows:
+        return []
+    got = store.collection.get(ids=sorted({i for pair in rows for i in pair}),
+                               include=["embeddings", "documents", "metadatas"])
+    chunks = {i: (_passage(i, text, meta), np.asarray(vector, dtype=np.float32))
+              for i, text, meta, vector in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"],
+                                               strict=True)}
+    found = []
+    for a_id, b_id, relation, detail, judged_by in rows.values():
+        if a_id in chunks and b_id in chunks:
+            (a, va), (b, vb) = chunks[a_id], chunks[b_id]
+            similarity = float(va @ vb / (np.linalg.norm(va) * np.linalg.norm(vb)))
+            found.append(Finding(relation, a, b, detail, judged_by, similarity))
+    return found
+
+
+def _withdrawn(db: sqlite3.Connection, finding: Finding) -> bool:
+    """Remove an offline finding the rule no longer makes; Claude's stand until `--full` judges them again."""
+    if finding.judged_by != "offline" or judge_offline(finding.a, finding.b, finding.similarity).relation \
+            == finding.relation:
+        return False
+    a, b = finding.a.chunk_id, finding.b.chunk_id
+    db.execute("DELETE FROM annotations WHERE (chunk_id=? AND other_chunk_id=?) OR (chunk_id=? AND other_chunk_id=?)",
+               (a, b, b, a))
+    return True
 
 
 def _annotations(finding: Finding) -> list[Annotation]:
@@ -169,24 +225,33 @@ def _annotation(own: Passage, relation: str, other: Passage, finding: Finding) -
 
 
 def write_report(result: DreamResult, path: Path) -> None:
-    """Markdown a person reads: what was found, where, both citations and dates."""
+    """Markdown a person reads: every active finding (what, where, both citations and dates), new ones marked.
+
+    A pass that finds nothing new still lists what earlier passes found and search still shows.
+    """
     since = datetime.fromtimestamp(result.since, tz=UTC).strftime("%Y-%m-%d %H:%M UTC") if result.since else None
+    withdrawn = f"; {result.withdrawn} earlier finding(s) withdrawn (the offline rule no longer makes them)" \
+        if result.withdrawn else ""
     lines = [
         "# corpus dream report", "",
         f"- mode: {result.mode}",
         f"- examined: {result.examined_chunks} chunks " + (f"ingested since {since}" if since else "(everything)"),
-        f"- candidate pairs: {result.candidate_pairs}; found {result.count('conflict')} contradiction(s), "
-        f"{result.count('superseded')} superseded fact(s), {result.count('duplicate')} duplicate(s)",
+        f"- candidate pairs: {result.candidate_pairs}; new in this pass: {result.count('conflict')} "
+        f"contradiction(s), {result.count('superseded')} superseded fact(s), {result.count('duplicate')} duplicate(s)",
+        f"- active (search shows them): {len(result.active)} finding(s), {result.earlier()} of them from earlier "
+        f"passes{withdrawn}",
         "- nothing in the sources or the store was changed; `corpus dream --undo` removes the annotations", "",
     ]
+    new = {_pair(f) for f in result.findings}
     sections = (("conflict", "Contradictions", "A", "B"), ("superseded", "Superseded facts", "older", "newer"),
                 ("duplicate", "Duplicates", "A", "B"))
     for relation, heading, first, second in sections:
-        found = [f for f in result.findings if f.relation == relation]
+        found = [f for f in result.active if f.relation == relation]
         lines += [f"## {heading} ({len(found)})", ""]
         for n, f in enumerate(found, start=1):
             lines += [f"### {n}. {f.detail or relation}", "",
-                      f"- judged by {f.judged_by}, similarity {f.similarity:.2f}"]
+                      f"- judged by {f.judged_by}, similarity {f.similarity:.2f}, "
+                      + ("new in this pass" if _pair(f) in new else "found in an earlier pass")]
             for label, p in ((first, f.a), (second, f.b)):
                 snippet = " ".join(p.text.split())[:280]
                 lines += [f"- **{label}**: “{p.title}”, {p.date or 'undated'}, <{p.citation}>", f"  > {snippet}"]

@@ -1,7 +1,8 @@
 """The `corpus check` report a person reads: coverage by section, the gaps first, the evidence cited.
 
 Markdown for a repository or a ticket, HTML (self-contained, no scripts) for a browser; both are
-built from the same ordered outline so they never say different things.
+built from the same ordered outline so they never say different things. Each question lists first
+the passage its verdict rests on, its signals in words, and passages cut at a word end with "…".
 """
 
 from __future__ import annotations
@@ -10,9 +11,31 @@ import html
 from datetime import datetime
 from pathlib import Path
 
-from server.check import CheckResult, Outcome
+from server.check import FOUND_BY, CheckResult, Evidence, Outcome, closeness
 
 ORDER = {"missing": 0, "partly": 1, "answered": 2}
+SHOWN = 3  # passages shown per question
+SNIPPET = 200  # characters of each, at most
+
+
+def clip(text: str, limit: int = SNIPPET) -> str:
+    """The text on one line, cut at the last word end within ``limit`` with "…" when anything was cut."""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    head = flat[:limit + 1]  # a space right after the limit still ends the last word
+    cut = head.rsplit(" ", 1)[0] if " " in head else flat[:limit]
+    return cut.rstrip(" ,;:") + "…"
+
+
+def signals(outcome: Outcome, e: Evidence) -> str:
+    """What a passage's signals say, in words; the one the verdict rests on says so."""
+    rests = "the verdict rests on this passage; " if e.id == outcome.rests_on else ""
+    return f"{rests}search rank {e.rank}, {closeness(e.similarity)} ({e.similarity:.2f}), {FOUND_BY[e.found_by]}"
+
+
+def _scope(result: CheckResult) -> str:
+    return f"sources {', '.join(result.sources)} only" if result.sources else "all sources"
 
 
 def write_report(result: CheckResult, path: Path, title: str) -> None:
@@ -31,6 +54,7 @@ def to_markdown(result: CheckResult, title: str) -> str:
         f"# {title}", "",
         f"- checked {datetime.now().strftime('%Y-%m-%d %H:%M')}, {len(result.outcomes)} questions",
         f"- mode: {result.mode}",
+        f"- checked against: {_scope(result)}",
         f"- **coverage {result.coverage():.0%}**: {result.count('answered')} answered, {result.count('partly')} "
         f"partly, {result.count('missing')} missing", "",
         "## Coverage by section", "", "| section | questions | answered | partly | missing | coverage |",
@@ -51,9 +75,8 @@ def to_markdown(result: CheckResult, title: str) -> str:
             lines.append(f"- answer: {outcome.answer}")
         lines += [f"- quote: “{quote.text}” — [{quote.citation_label}]({quote.citation})" for quote in outcome.quotes]
         lines += [f"- why: {'; '.join(outcome.reasons)}", "- evidence:"]
-        for e in outcome.evidence[:3]:
-            snippet = " ".join(e.text.split())[:200]
-            lines.append(f"  - [{e.citation_label}]({e.citation}) ({e.similarity:.2f}, {e.found_by}): {snippet}")
+        for e in outcome.evidence[:SHOWN]:
+            lines.append(f"  - [{e.citation_label}]({e.citation}) ({signals(outcome, e)}): {clip(e.text)}")
         if not outcome.evidence:
             lines.append("  - none")
         lines.append("")
@@ -78,7 +101,8 @@ def to_html(result: CheckResult, title: str) -> str:
         f"<p><b>Coverage {coverage:.0%}</b> <span class=bar><span style='width:{coverage:.0%}'></span></span> "
         f"— {result.count('answered')} answered, {result.count('partly')} partly, "
         f"{result.count('missing')} missing of {len(result.outcomes)} questions.<br>"
-        f"<span class=why>Mode: {e(result.mode)}. Checked {datetime.now().strftime('%Y-%m-%d %H:%M')}.</span></p>",
+        f"<span class=why>Mode: {e(result.mode)}. Checked against {e(_scope(result))} "
+        f"{datetime.now().strftime('%Y-%m-%d %H:%M')}.</span></p>",
         "<h2>Coverage by section</h2><table><tr><th>section<th>questions<th>answered<th>partly<th>missing"
         "<th>coverage</tr>",
     ]
@@ -97,9 +121,8 @@ def to_html(result: CheckResult, title: str) -> str:
             parts.append(f"<blockquote>“{e(quote.text)}” — <a href='{e(quote.citation)}'>"
                          f"{e(quote.citation_label)}</a></blockquote>")
         parts.append(f"<p class=why>Why: {e('; '.join(outcome.reasons))}</p><ul>")
-        for ev in outcome.evidence[:3]:
+        for ev in outcome.evidence[:SHOWN]:
             parts.append(f"<li><a href='{e(ev.citation)}'>{e(ev.citation_label)}</a> "
-                         f"<span class=why>({ev.similarity:.2f}, {e(ev.found_by)})</span> "
-                         f"{e(' '.join(ev.text.split())[:200])}</li>")
+                         f"<span class=why>({e(signals(outcome, ev))})</span> {e(clip(ev.text))}</li>")
         parts.append("</ul></section>")
     return "\n".join(parts) + "\n</html>\n"

@@ -119,6 +119,12 @@ def chroma_vectors(collection, ids: list[str]) -> dict[str, Sequence[float]]:
     return dict(zip(got["ids"], got["embeddings"], strict=True))
 
 
+def chroma_metadatas(collection, ids: list[str]) -> dict[str, dict]:
+    """The stored metadata of these chunks, by id (those Chroma has)."""
+    got = collection.get(ids=ids, include=["metadatas"])
+    return dict(zip(got["ids"], got["metadatas"], strict=True))
+
+
 def chunk_metadata(doc: Document, chunk: Chunk) -> dict:
     """Flat metadata (Chroma takes scalars and lists of scalars) for filtering and citing."""
     meta: dict = {
@@ -141,6 +147,8 @@ def chunk_metadata(doc: Document, chunk: Chunk) -> dict:
     for name, value in (("created", doc.created), ("updated", doc.updated)):
         if value is not None:
             meta[name] = epoch(value)
+    if doc.date_source:
+        meta["date_source"] = doc.date_source
     loc = chunk.locator
     if loc.page is not None:
         meta["page"] = loc.page

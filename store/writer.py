@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from corpus.config import Config
-from store import keyword, vectors
-from store.chroma import ChunkStore, ModelInfo, chroma_vectors, open_client
+from store import keyword, timeline, vectors
+from store.chroma import ChunkStore, ModelInfo, chroma_metadatas, chroma_vectors, open_client
 from store.lock import WriterLock
 from store.manifest import Manifest
 from store.publish import mark_unpublished, needs_publish, publish
@@ -76,8 +76,12 @@ def _upgrade(writer: Writer, note: Callable[[str], None]) -> None:
     migrated = keyword.migrate(writer.manifest.db)
     filled = vectors.backfill(writer.manifest.db, lambda ids: chroma_vectors(collection, ids)) \
         if collection is not None else 0
-    if migrated or filled:
-        note(f"upgraded the store's indexes: {'keyword postings built, ' if migrated else ''}"
-             f"{filled:,} chunk vectors copied from Chroma")
+    placed = timeline.backfill(writer.manifest.db, lambda ids: chroma_metadatas(collection, ids)) \
+        if collection is not None else 0
+    if migrated or filled or placed:
+        done = [*(["keyword postings built"] if migrated else []),
+                *([f"{filled:,} chunk vectors copied from Chroma"] if filled else []),
+                *([f"{placed:,} conversation chunks placed in time"] if placed else [])]
+        note(f"upgraded the store's indexes: {', '.join(done)}")
         writer.changing(vectors=False)
 

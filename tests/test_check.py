@@ -12,11 +12,12 @@ from corpus.claude import Claude
 from corpus.errors import ConfigError
 from ingest.pipeline import ingest
 from ingest.progress import Progress
-from server.check import check
+from server.check import CheckResult, Evidence, check, judge_offline
+from server.check_report import clip, to_html, to_markdown
 from server.questions import Question, load_questions
 from server.search import Searcher
 from tests.anthropic_stub import KEY, MessagesStub
-from tests.conftest import REPO, SAMPLE, docs_source, write_config
+from tests.conftest import REPO, SAMPLE, docs_source, shared, write_config
 
 QUESTIONS = REPO / "sample" / "questions" / "northwind.md"
 
@@ -137,3 +138,93 @@ def test_cli_reports_json_and_min_coverage(sample_corpus, tmp_path, capsys, monk
     assert "is below --min-coverage 99%" in capsys.readouterr().err
     assert main([*base, "--min-coverage", "0.1"]) == 0
 
+
+
+def test_passages_are_cut_at_a_word_end_with_an_ellipsis():
+    text = "Fill out the form before you leave, so that the current\n  team can hand over your accounts."
+    assert clip(text, 55) == "Fill out the form before you leave, so that the current…"
+    assert clip(text, 52) == "Fill out the form before you leave, so that the…"  # never "the cur"
+    assert clip("Short and whole.", 55) == "Short and whole."
+    assert clip("x" * 300, 200) == "x" * 200 + "…"
+
+
+def evidence(rank: int, similarity: float, text: str, relevance: float) -> Evidence:
+    return Evidence(id=f"d{rank}:0", doc_id=f"d{rank}", title=f"Page {rank}", source="handbook",
+                    citation=f"file:///p{rank}.md", citation_label=f"p{rank}.md", text=text,
+                    similarity=similarity, found_by="dense and keyword" if rank != 2 else "dense", rank=rank,
+                    coverage=1.0, relevance=relevance)
+
+
+def test_the_passage_a_verdict_rests_on_is_shown_first_and_its_signals_in_words():
+    ranked = [evidence(n, s, f"passage {n} " + "words about travel approval " * 12, r)
+              for n, s, r in ((1, 0.43, 0.3), (2, 0.42, 0.2), (3, 0.41, 0.2), (4, 0.40, 0.1), (5, 0.58, 0.9))]
+    outcome = judge_offline(Question("Who approves my travel?"), ranked)
+    assert outcome.verdict == "answered" and outcome.rests_on == "d5:0"
+    assert [e.rank for e in outcome.evidence] == [5, 1, 2, 3, 4]
+    assert outcome.reasons[0] == "rests on “Page 5” (search rank 5), relevance 0.90: close in meaning to the " \
+                                 "question (similarity 0.58)"
+    assert outcome.brief == "relevance 0.90; close in meaning; 100% of key terms; found by both meaning and " \
+                            "keyword search"
+    result = CheckResult("offline", [outcome])
+    markdown = to_markdown(result, "t")
+    evidence_lines = [line for line in markdown.splitlines() if line.startswith("  - [")]
+    assert len(evidence_lines) == 3 and evidence_lines[0].startswith("  - [p5.md](file:///p5.md) (the verdict rests "
+                                                                     "on this passage; search rank 5, close in "
+                                                                     "meaning (0.58)")
+    assert all(line.endswith("…") and line[:-1].split()[-1] in {"words", "about", "travel", "approval"}
+               for line in evidence_lines)
+    assert "similar ·" not in markdown and "/2 terms" not in markdown
+    page = to_html(result, "t")
+    assert page.index("p5.md") < page.index("p1.md") and "the verdict rests on this passage" in page
+
+
+def test_claude_verdict_rests_on_the_passage_it_quotes(sample_corpus):
+    _, searcher = sample_corpus
+    question = Question("Which team owns billing-api?")
+
+    def reply(body):
+        prompt = body["messages"][0]["content"]
+        passages = [p.split("\n</passage>")[0] for p in prompt.split("<passage>\n")[1:]]
+        return json.dumps({"verdict": "answered", "answer": "See the quote.",
+                           "quotes": [{"passage": 0, "text": " ".join(passages[-1].split()[:6])},
+                                      {"passage": 3, "text": " ".join(passages[2].split()[:6])}]})
+
+    with MessagesStub(reply) as stub:
+        claude = Claude(load_config_claude(base_url=stub.url), environ={"ANTHROPIC_API_KEY": KEY})
+        outcome = check(searcher, [question], claude).outcomes[0]
+    assert outcome.judged_by == "claude" and len(outcome.quotes) == 1  # passage 0 is no passage, not the last one
+    assert outcome.evidence[0].rank == 3 and outcome.rests_on == outcome.evidence[0].id
+    assert outcome.quotes[0].citation == outcome.evidence[0].citation
+    assert outcome.reasons[0].startswith(f"rests on “{outcome.evidence[0].title}” (search rank 3)")
+
+
+def test_who_approves_my_travel_on_the_18f_handbook_against_a_chosen_source(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    travel = shared("docs", "18f-handbook")
+    config_file = write_config(tmp_path, docs_source("travel", travel,
+                                                     include=["pages/travel-and-leave/travel-and-leave-policies/*"])
+                               + docs_source("northwind", SAMPLE))
+    assert main(["--config", str(config_file), "ingest"]) == 0
+    questions = tmp_path / "q.md"
+    questions.write_text("## Travel\n\n- Who approves my travel?\n")
+    base = ["--config", str(config_file), "check", str(questions), "--report", str(tmp_path / "r.md")]
+    capsys.readouterr()
+
+    assert main([*base, "--source", "handbok"]) == 2
+    assert "unknown source 'handbok'; the sources are: travel, northwind" in capsys.readouterr().err
+
+    assert main([*base, "--source", "travel", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["sources"] == ["travel"]
+    outcome = data["questions"][0]
+    assert {e["source"] for e in outcome["evidence"]} == {"travel"}
+    first = outcome["evidence"][0]
+    assert outcome["rests_on"] == first["id"] and first["relevance"] == max(e["relevance"]
+                                                                               for e in outcome["evidence"])
+    assert "approver" in first["text"]  # the 18F travel guide's approvers, whatever its rank
+    report = (tmp_path / "r.md").read_text()
+    assert "- checked against: sources travel only" in report
+    shown = [line for line in report.splitlines() if line.startswith("  - [")]
+    assert "the verdict rests on this passage" in shown[0] and first["citation"] in shown[0]
+    assert f"rests on “{first['title']}” (search rank {first['rank']})" in report
+    assert all(f"): {clip(e['text'])}" in line for e, line in zip(outcome["evidence"], shown, strict=False))

@@ -10,12 +10,15 @@ import pytest
 
 from cli.main import main
 from connectors import load_config
-from ingest.dream import dream, undo
+from ingest.dream import _annotating, dream, undo
 from ingest.pipeline import ingest
 from ingest.progress import Progress
 from server.search import Searcher
+from store import annotations
+from store.annotations import Annotation
 from tests.anthropic_stub import KEY, MessagesStub
-from tests.conftest import docs_source, write_config
+from tests.conftest import docs_source, shared, write_config
+from tests.test_slack_connector import slack_source
 
 FIXTURE = Path(__file__).parent / "fixtures" / "dream"
 
@@ -134,3 +137,75 @@ def test_cli_writes_a_report_and_undo_says_what_it_removed(corpus, capsys, monke
     assert main(["--config", str(config_file), "ingest", "--dream"]) == 0  # nothing changed; undo reset the runs
     assert "dream, offline (no API key" in capsys.readouterr().out
     assert "## Superseded facts (1)" in (corpus.store_path / "dream-report.md").read_text()
+
+
+def test_a_second_dream_keeps_reporting_what_is_still_active(corpus, capsys, monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    config_file = str(corpus.root / "corpus.toml")
+    assert main(["--config", config_file, "dream"]) == 0
+    first = (corpus.store_path / "dream-report.md").read_text()
+    capsys.readouterr()
+    assert main(["--config", config_file, "dream"]) == 0  # nothing changed: nothing new, three still active
+    out = capsys.readouterr().out
+    assert "examined 0 chunk(s)" in out
+    assert "new: 0 contradiction(s), 0 superseded fact(s), 0 duplicate(s); 3 still active from earlier passes" in out
+    report = (corpus.store_path / "dream-report.md").read_text()
+    assert "## Contradictions (1)" in report and "## Superseded facts (1)" in report and "## Duplicates (1)" in report
+    assert "active (search shows them): 3 finding(s), 3 of them from earlier passes" in report
+    assert report.count(", found in an earlier pass") == 3 and first.count(", new in this pass") == 3
+    assert "**older**: “Travel policy 2024”, 2024-02-01" in report
+
+
+def test_an_offline_finding_the_rule_no_longer_makes_is_withdrawn(corpus, embedder, monkeypatch):
+    """A store dreamt by an older rule (here: conflicts it made between unrelated pages) is put right."""
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    dream(corpus)
+    first_day, refunds, laptop = (top(corpus, embedder, q, limit=1)[0]
+                                  for q in ("first day buddy", "full refund", "disk encryption laptop"))
+
+    def both_sides(a, b, judged_by: str) -> list[Annotation]:
+        return [Annotation(x.id, x.doc_id, "conflicts_with", y.id, y.doc_id, y.title, y.citation, y.date,
+                           "2016-06-13 vs 2016-07-11 (about “j kim”)", judged_by) for x, y in ((a, b), (b, a))]
+
+    with _annotating(corpus) as writer, writer.manifest.db:
+        annotations.add(writer.manifest.db, both_sides(first_day, refunds, "offline")
+                        + both_sides(first_day, laptop, "claude"))
+    result = dream(corpus)
+    assert (result.withdrawn, len(result.findings), len(result.active)) == (1, 0, 4)  # Claude's stands until --full
+    hits = {h.id: h for q in ("first day buddy", "full refund") for h in top(corpus, embedder, q)}
+    assert [n for n in hits[first_day.id].notes if "j kim" in n] == [
+        f"conflicts with “{laptop.title}”, {laptop.date} <{laptop.citation}>: 2016-06-13 vs 2016-07-11 (about “j kim”)"]
+    assert not any("j kim" in n for n in hits[refunds.id].notes)
+
+
+@pytest.fixture
+def datavis(tmp_path, embedder):
+    """Two channels of the real houstondatavis export, where message timestamps were once read as facts."""
+    config = load_config(write_config(tmp_path, slack_source(
+        "datavis", shared("slack", "houstondatavis"), workspace_url="https://houstondatavis.slack.com",
+        channels=["datajam", "meetup-"])))
+    ingest(config, embedder=embedder, progress=Progress(interval=999))
+    return config
+
+
+def test_slack_timestamps_are_not_contradictions_offline_or_to_claude(datavis, embedder, monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    offline = dream(datavis)
+    assert offline.candidate_pairs > 0
+    assert offline.count("conflict") == offline.count("superseded") == 0
+    for query in ("houston hackathon", "J. Kim meetup link"):
+        assert not any("conflicts with" in n for h in top(datavis, embedder, query) for n in h.notes)
+
+    rule = "A date that says when something was written or said is not a fact"
+
+    def judge(body):  # as a model that follows the prompt: a pair differing only in timestamps is "none"
+        prompt = body["messages"][0]["content"]
+        return json.dumps({"relation": "none" if rule in prompt else "conflict", "newer": None, "detail": "dates"})
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    with MessagesStub(judge) as stub:
+        claude = datavis.claude.model_copy(update={"base_url": stub.url})
+        result = dream(datavis.model_copy(update={"claude": claude}), full=True)
+    assert len(stub.requests) == result.candidate_pairs > 0
+    assert result.findings == [] and result.mode.startswith("Claude")
+    assert all("): " in r["messages"][0]["content"] for r in stub.requests)  # the stamps were in what Claude read

@@ -160,8 +160,9 @@ def test_threads_edits_noise_and_citations(tmp_path):
     assert burst.blocks[0].locator.start == burst.blocks[0].locator.end == pytest.approx(T0)
     assert texts(docs[f"C1/{ts(T0 + DAY + 600)}"]) == ["Ann (2016-03-02 14:12): Next week @oncall hands over March 3rd"]
     assert texts(docs[f"C2/{ts(T0 - 30 * DAY)}"])[0].endswith("archived but still searchable")
-    assert set(docs) == {f"C1/{THREAD}", f"C1/{ts(T0)}", f"C1/{ts(T0 + DAY + 600)}", f"C2/{ts(T0 - 30 * DAY)}"}
-    everything = json.dumps([texts(d) for d in docs.values()])
+    assert set(docs) == {f"C1/{THREAD}", f"C1/{ts(T0)}", f"C1/{ts(T0 + DAY + 600)}", f"C2/{ts(T0 - 30 * DAY)}",
+                         "C1/about", "C2/about"}  # topic events and archiving: tests/test_slack_about.py
+    everything = json.dumps([texts(d) for nid, d in docs.items() if not nid.endswith("/about")])
     for absent in ("joined", "Deployed build", "deleted", "Deleted", "Welcome", "xoxe", "files-pri", "ann.lee",
                    "Initech"):
         assert absent not in everything
@@ -191,7 +192,8 @@ def test_bursts_split_at_quiet_gaps_and_at_the_cap(tmp_path):
     talk = [msg("U1", T0 + minute * 60, f"message {minute}") for minute in (0, 10, 20, 200, 210, 211, 212, 213)]
     docs, _ = load_all(slack(write_export(tmp_path / "export", {"2016-03-01.json": talk}),
                              gap_minutes=60, max_burst_messages=3))
-    general = sorted((d for d in docs.values() if d.native_id.startswith("C1/")), key=lambda d: d.created)
+    general = sorted((d for nid, d in docs.items() if nid.startswith("C1/") and nid != "C1/about"),
+                     key=lambda d: d.created)
     assert [len(d.blocks) for d in general] == [3, 3, 2]
     assert general[1].native_id == f"C1/{ts(T0 + 200 * 60)}"
 
@@ -243,7 +245,7 @@ def test_a_corrupt_zip_member_is_one_failure_and_the_rest_is_read(tmp_path):
     _declare_size(archive, "export/random/2016-02-01.json", size)
     docs, failed = load_all(slack(archive))
     assert failed["random/2016-02-01.json"].startswith("cannot read: Error -3 while decompressing")
-    assert f"C1/{THREAD}" in docs and not any(nid.startswith("C2/") for nid in docs)
+    assert f"C1/{THREAD}" in docs and not any(nid.startswith("C2/") for nid in docs if nid != "C2/about")
 
 
 def test_zip_bombs_are_refused_from_declared_sizes_before_reading(tmp_path):
@@ -285,17 +287,18 @@ def test_houstondatavis_export():
     docs, failed = load_all(slack(shared("slack", "houstondatavis"), workspace_url="https://houstondatavis.slack.com"))
     assert failed == {}
     channels = json.loads((shared("slack", "houstondatavis") / "channels.json").read_text())
-    # every channel but #meetup, which holds only a join and its archiving; archived channels and meetup- too
-    assert {d.context for d in docs.values()} == {f"#{c['name']}" for c in channels} - {"#meetup"}
+    # every channel but #meetup, which holds only a join and its archiving (in its about document); archived too
+    assert {d.context for nid, d in docs.items() if not nid.endswith("/about")} == \
+        {f"#{c['name']}" for c in channels} - {"#meetup"}
     assert {"#meetup-", "#datasets", "#team-d3"} <= {d.context for d in docs.values()}
-    blocks = [b for d in docs.values() for b in d.blocks]
+    blocks = [b for nid, d in docs.items() if not nid.endswith("/about") for b in d.blocks]
     assert not any(re.search(r"<[@#!]|&amp;|&lt;|files-pri|xoxe", b.text) for b in blocks)
     assert any(b.text.endswith("@Micah Stubbs: that **status** var doesnt seem to be useful") for b in blocks)
     assert not any("has joined the channel" in b.text or "set the channel purpose" in b.text for b in blocks)
     assert any("uploaded a file: unique-topics.json" in b.text for b in blocks)
     permalink = re.compile(r"https://houstondatavis\.slack\.com/archives/C[0-9A-Z]+/p\d{16}$")
     assert all(permalink.match(b.citation.uri) for b in blocks)
-    assert sum(len(d.blocks) for d in docs.values()) == 964 + 61 + 6  # plain, file_share, file_comment: no noise
+    assert len(blocks) == 964 + 61 + 6  # plain, file_share, file_comment: no noise
 
 
 def test_hfaran_zip_bots_only_when_asked():
@@ -362,7 +365,7 @@ def test_ingest_search_and_incremental_reingest(tmp_path, embedder):
         "acme", export, workspace_url=WORKSPACE, private=True, access=["staff"])))
     counting = CountingEmbedder(embedder)
     first = ingest(config, embedder=counting).sources["acme"]
-    assert (first.added, first.failed) == (6, 2)
+    assert (first.added, first.failed) == (8, 2)  # two of them about documents (#general's topic, #random archived)
     assert {nid for nid, _ in first.failures} == {"general/2016-03-02.json", "general/2016-03-03.json"}
 
     searcher = Searcher(config, embedder)
@@ -381,7 +384,7 @@ def test_ingest_search_and_incremental_reingest(tmp_path, embedder):
     counting.embedded = 0
     again = ingest(config, embedder=counting).sources["acme"]
     assert (again.added, again.updated, again.chunks, counting.embedded) == (0, 0, 0, 0)
-    assert again.unchanged == 6
+    assert again.unchanged == 8
 
     # a newer export: one more day in #general with a reply to the old thread and a new burst
     before = snapshot(tmp_path / "store")
@@ -393,7 +396,7 @@ def test_ingest_search_and_incremental_reingest(tmp_path, embedder):
     shutil.rmtree(export)
     newer.rename(export)
     third = ingest(config, embedder=counting).sources["acme"]
-    assert (third.added, third.updated, third.unchanged, third.deleted) == (1, 1, 5, 0)
+    assert (third.added, third.updated, third.unchanged, third.deleted) == (1, 1, 7, 0)
     after = snapshot(tmp_path / "store")
     thread_doc = after[next(i for i, (t, _) in after.items() if "moved to the wiki" in t)][1]["doc_id"]
     untouched = {i: v for i, v in before.items() if v[1]["doc_id"] != thread_doc}

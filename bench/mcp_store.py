@@ -1,0 +1,57 @@
+"""A store built with the normal CLI and searched through the real MCP client: what the quality benches share.
+
+Quality is judged the way Claude sees it, so each bench writes a corpus.toml, runs `corpus ingest` on it (unless
+the folder already holds a published store, ``--keep``) and asks its questions through `corpus serve` over stdio
+with the `mcp` SDK's client. The server runs ``--standalone``: the same search in one process the bench owns, so
+no shared engine outlives the run.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from bench.sessions import corpus_command, published
+
+Search = Callable[[str, int], Awaitable[dict]]
+
+
+def ensure_store(folder: Path, config_text: str) -> tuple[Path, str]:
+    """``folder/corpus.toml`` written and its store ingested, or reused when already published; how it went."""
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "corpus.toml"
+    config.write_text(config_text)
+    if published(folder / "store"):
+        return config, "reused"
+    print(f"ingesting into {folder / 'store'} (this takes a while)", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    with (folder / "ingest.log").open("w") as log:
+        subprocess.run([*corpus_command(), "--config", str(config), "ingest"], check=True, cwd=folder,
+                       stdout=log, stderr=subprocess.STDOUT)
+    return config, f"built in {time.perf_counter() - started:.0f} s"
+
+
+@asynccontextmanager
+async def mcp_search(config: Path) -> AsyncIterator[Search]:
+    """A stdio `corpus serve --standalone` session; yields ``search(query, limit)`` -> the tool's structured content."""
+    from mcp import ClientSession, StdioServerParameters, stdio_client
+
+    command = corpus_command()
+    params = StdioServerParameters(command=command[0],
+                                   args=[*command[1:], "--config", str(config), "serve", "--standalone"],
+                                   cwd=str(config.parent))
+    with (config.parent / "serve.log").open("w") as errlog:
+        async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+
+            async def search(query: str, limit: int) -> dict:
+                result = await session.call_tool("search", {"query": query, "limit": limit})
+                if result.is_error:
+                    raise RuntimeError(f"search {query!r} failed: {result.content[0].text[:300]}")
+                return {**result.structured_content, "text": result.content[0].text}
+
+            yield search
