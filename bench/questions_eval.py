@@ -7,10 +7,10 @@ limit 5 and at limit 10. A question is answered at k when its span (case and whi
 text of one of the first k hits; top-1 means the first hit holds it (top-1 and top-5 come from the limit-5 call,
 top-10 from the limit-10 call). Out-of-corpus questions have no span: the limit-5 result's verdict
 (``answer_in_corpus``: likely, possible, unlikely) is counted for them beside the answerable ones, per split (the
-target: at least 80% of out-of-corpus questions unlikely, at most 10% of answerable ones), with the best
-relevance among the first 5 hits. The size of each limit-5 result is given in tokens (characters / 4) of the
-text block the model reads and of the structured JSON. Dev misses are listed; holdout misses are not, so nobody
-tunes to them.
+target: at least 80% of out-of-corpus questions unlikely, at most 10% of answerable ones), with the two
+signals it reads (the closest hit's similarity, the share of the query's words the hits hold). The size of each
+limit-5 result is given in tokens (characters / 4) of the text block the model reads and of the structured JSON.
+Dev misses are listed; holdout misses are not, so nobody tunes to them.
 
     python bench/questions_eval.py [--split dev|holdout|all] [--keep DIR] [--limit N] [--signals FILE]
 
@@ -68,7 +68,8 @@ class Outcome:
     rank5: int | None  # 1-based rank of the first hit holding the span, in the limit-5 result
     rank10: int | None
     verdict: str  # the limit-5 result's answer_in_corpus
-    best_relevance: float  # the highest relevance among the limit-5 hits
+    closest: float  # what it reads: closest_similarity
+    held: float  # and words_held
     signals: list[dict]  # per limit-10 hit: similarity, coverage, relevance, whether it holds the span
     tokens_text: int  # the limit-5 result's text block, characters / 4
     tokens_json: int  # its structured content as JSON, characters / 4
@@ -113,8 +114,8 @@ async def ask_all(search: Search, cases: list[Case]) -> list[Outcome]:
         signals = [{"similarity": h["similarity"], "coverage": h["coverage"], "relevance": h["relevance"],
                     "holds": wanted in normalised(h["text"])} for h in ten["hits"]]
         outcomes.append(Outcome(case, rank(case.question.answer, hits), rank(case.question.answer, ten["hits"]),
-                                five["answer_in_corpus"], max((h["relevance"] for h in hits), default=0.0),
-                                signals, len(five["text"]) // 4, len(json.dumps(structured)) // 4,
+                                five["answer_in_corpus"], five["closest_similarity"], five["words_held"], signals,
+                                len(five["text"]) // 4, len(json.dumps(structured)) // 4,
                                 hits[0]["citation_label"] if hits else "(no hits)"))
         if n % 10 == 0:
             print(f"  {n}/{len(cases)} asked", file=sys.stderr, flush=True)
@@ -145,13 +146,16 @@ def table(outcomes: list[Outcome], splits: list[str]) -> list[str]:
 
 def verdicts(outcomes: list[Outcome], splits: list[str]) -> list[str]:
     """The limit-5 verdict's confusion per split: out-of-corpus questions beside answerable ones."""
-    lines = [f"{'split':<9}{'questions':<15}{'n':>4}{'likely':>9}{'possible':>9}{'unlikely':>9}   best relevance"]
+    lines = [f"{'split':<9}{'questions':<15}{'n':>4}{'likely':>9}{'possible':>9}{'unlikely':>9}{'of which top 5':>16}"
+             "   closest similarity; words held"]
     for split in splits:
         chosen = [o for o in outcomes if split == "all" or o.case.split == split]
         for name, group in (("out of corpus", [o for o in chosen if o.case.kind == OUT]),
                             ("answerable", [o for o in chosen if o.case.kind != OUT])):
             counts = "".join(f"{sum(1 for o in group if o.verdict == v):>9}" for v in VERDICTS)
-            lines.append(f"{split:<9}{name:<15}{len(group):>4}{counts}   {spread([o.best_relevance for o in group])}")
+            returned = sum(1 for o in group if o.verdict == "unlikely" and o.rank5 is not None)  # the span was there
+            lines.append(f"{split:<9}{name:<15}{len(group):>4}{counts}{returned if name != OUT else '-':>16}   "
+                         f"{spread([o.closest for o in group])}; {spread([o.held for o in group])}")
     return lines
 
 
@@ -211,10 +215,12 @@ def main() -> int:
     print(f"\n{len(cases)} questions through MCP search (store {built}; answered at k = the span is in one of "
           f"the first k hits)\n")
     print("\n".join(table(outcomes, splits)))
-    print("\nanswer in the corpus (the limit-5 verdict), questions per verdict:")
+    print("\nanswer in the corpus (the limit-5 verdict), questions per verdict; 'of which top 5': answerable questions "
+          "called unlikely though the limit-5 result held the answer span:")
     print("\n".join(verdicts(outcomes, splits)))
     if args.signals:
         args.signals.write_text("".join(json.dumps({"question": o.case.question.text, "kind": o.case.kind,
+                                                    "closest_similarity": o.closest, "words_held": o.held,
                                                     "hits": o.signals}) + "\n"
                                         for o in outcomes if o.case.split == "dev"))
     print("\nlimit-5 result size, tokens (characters / 4):")

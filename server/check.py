@@ -3,27 +3,32 @@
 Each question is searched as `corpus search` would; the top passages are the evidence. With Claude,
 Claude reads them and answers with quotes that must be found word for word in a passage, or says
 the corpus does not say; an answer without such quotes is not trusted. Offline, a transparent
-rule reads the retrieval signals: how similar the best passage is to the question, how many of the
-question's terms it holds, whether dense and keyword search agree on it, and, when the question
-file gives them, the expected answer's words and the expected source. Offline verdicts say they
-are retrieval evidence, not a reading of the text.
+rule reads the signals every search hit carries (server.relevance: how close in meaning the passage
+is to the question and how much of the question's words it holds, as one relevance) and, when the
+question file gives them, the expected answer's words and the expected source. Offline verdicts say
+they are retrieval evidence, not a reading of the text. Every outcome lists first the passage its verdict
+rests on (the one quoted, or the one the rule read) and says its signals in words.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from corpus.claude import Claude
+from corpus.errors import CorpusError
+from server import relevance
 from server.questions import Question
 from server.search import Hit, Searcher
 from store import keyword
 from store.filters import Filters
 
 DEPTH = 5
-ANSWERED_SIMILARITY = 0.55
-PARTLY_SIMILARITY = 0.40
+CLOSE = 0.55  # cosine similarities said in words: "close in meaning" at or above, "somewhat close" above SOMEWHAT
+SOMEWHAT = 0.40
 VERDICTS = ("answered", "partly", "missing")
+OFFLINE = {"likely": "answered", "possible": "partly", "unlikely": "missing"}  # from search's answer_in_corpus
 
 _WORD = re.compile(r"[a-z0-9][a-z0-9'-]+")
 _STOP = keyword.STOPWORDS | frozenset("get am new hire need know any there's i'm".split())
@@ -38,8 +43,11 @@ class Evidence:
     citation: str
     citation_label: str
     text: str
-    similarity: float  # cosine of the question and the passage (title + text)
+    similarity: float  # cosine of the question and the passage (server.relevance, as on the search hit)
     found_by: str  # "dense and keyword", "dense", "keyword": which retrievers have its document in their top 10
+    rank: int  # its place in the search results, from 1
+    coverage: float = 0.0  # IDF-weighted share of the question's words in the passage (server.relevance)
+    relevance: float = 0.0  # the hit's relevance: the estimated chance that it holds the answer
 
 
 @dataclass(frozen=True)
@@ -55,8 +63,9 @@ class Outcome:
     verdict: str
     judged_by: str
     reasons: list[str]
-    evidence: list[Evidence]
+    evidence: list[Evidence]  # the passage the verdict rests on first, then the others in search order
     brief: str = ""  # the deciding signals in a few words, for a terminal table
+    rests_on: str | None = None  # id of the passage the verdict rests on; None when nothing was found or quoted
     answer: str | None = None
     quotes: list[Quote] = field(default_factory=list)
 
@@ -65,6 +74,7 @@ class Outcome:
 class CheckResult:
     mode: str
     outcomes: list[Outcome]
+    sources: tuple[str, ...] = ()  # the sources checked against; empty: all
 
     def coverage(self, outcomes: list[Outcome] | None = None) -> float:
         """Answered counts 1, partly 0.5, missing 0."""
@@ -83,7 +93,7 @@ class CheckResult:
         return list(order.items())
 
     def as_dict(self) -> dict:
-        return {"mode": self.mode, "coverage": round(self.coverage(), 4),
+        return {"mode": self.mode, "sources": list(self.sources), "coverage": round(self.coverage(), 4),
                 "answered": self.count("answered"), "partly": self.count("partly"), "missing": self.count("missing"),
                 "questions": [asdict(o) for o in self.outcomes]}
 
@@ -92,73 +102,96 @@ def check(searcher: Searcher, questions: list[Question], claude: Claude, depth: 
           filters: Filters | None = None) -> CheckResult:
     """``filters`` carries an HTTP caller's access groups: a check sees only what its caller may read."""
     filters = filters or Filters()
-    gathered = [(q, gather(searcher, q, depth, filters)) for q in questions]
-    outcomes = claude.map(lambda pair: judge(claude, *pair), gathered)
+    gathered = [(q, *gather(searcher, q, depth, filters)) for q in questions]
+    outcomes = claude.map(lambda found: judge(claude, *found), gathered)
     mode = claude.mode if claude.available or claude.usage.calls else \
         f"{claude.mode}: retrieval evidence only; read the cited passages to confirm"
-    return CheckResult(mode=mode, outcomes=outcomes)
+    return CheckResult(mode=mode, outcomes=outcomes, sources=tuple(filters.sources))
+
+
+def only_sources(chosen: Sequence[str], known: Sequence[str]) -> Filters:
+    """Filters for checking against chosen sources; a misspelt name is an error, never an empty check."""
+    unknown = [name for name in chosen if name not in known]
+    if unknown:
+        raise CorpusError(f"unknown source {unknown[0]!r}; the sources are: {', '.join(known)}")
+    return Filters(sources=tuple(dict.fromkeys(chosen)))
 
 
 def gather(searcher: Searcher, question: Question, depth: int = DEPTH,
-           filters: Filters | None = None) -> list[Evidence]:
-    """The top passages for a question, each with the signals the offline rule reads."""
+           filters: Filters | None = None) -> tuple[list[Evidence], relevance.Verdict]:
+    """The top passages for a question, each with its signals, and search's verdict on them."""
     filters = filters or Filters()
-    hits = searcher.search(question.text, limit=depth, filters=filters)
+    found = searcher.find(question.text, limit=max(depth, relevance.VERDICT_DEPTH), filters=filters)
+    hits = found.hits[:depth]  # the verdict reads as many hits as at search, whatever the depth
     if not hits:
-        return []
+        return [], found.answer_in_corpus
     dense = {h.doc_id for h in searcher.search(question.text, limit=10, filters=filters, mode="dense")}
     keyword = {h.doc_id for h in searcher.search(question.text, limit=10, filters=filters, mode="keyword")}
-    vectors = searcher.embedder.embed([question.text, *(f"{h.title}\n{h.text}" for h in hits)])
-    similarities = vectors[1:] @ vectors[0]
-    return [_evidence(h, float(s), dense, keyword) for h, s in zip(hits, similarities, strict=True)]
+    return [_evidence(h, dense, keyword, rank) for rank, h in enumerate(hits, start=1)], found.answer_in_corpus
 
 
-def _evidence(hit: Hit, similarity: float, dense: set[str], keyword: set[str]) -> Evidence:
+def _evidence(hit: Hit, dense: set[str], keyword: set[str], rank: int) -> Evidence:
     found_by = " and ".join(name for name, ids in (("dense", dense), ("keyword", keyword)) if hit.doc_id in ids)
     return Evidence(id=hit.id, doc_id=hit.doc_id, title=hit.title, source=hit.source, citation=hit.citation,
-                    citation_label=hit.citation_label, text=hit.text, similarity=round(similarity, 3),
-                    found_by=found_by or "fusion only")
+                    citation_label=hit.citation_label, text=hit.text, similarity=hit.similarity,
+                    found_by=found_by or "fusion only", rank=rank, coverage=hit.coverage, relevance=hit.relevance)
 
 
-def judge(claude: Claude, question: Question, evidence: list[Evidence]) -> Outcome:
+def closeness(similarity: float) -> str:
+    """A cosine similarity as a reader understands it."""
+    if similarity >= CLOSE:
+        return "close in meaning"
+    return "somewhat close in meaning" if similarity >= SOMEWHAT else "not close in meaning"
+
+
+FOUND_BY = {"dense and keyword": "found by both meaning and keyword search", "dense": "found by meaning search only",
+            "keyword": "found by keyword search only", "fusion only": "in neither search's own top 10"}
+
+
+def _basis_first(evidence: list[Evidence], basis: Evidence) -> list[Evidence]:
+    return [basis, *(e for e in evidence if e is not basis)]
+
+
+def judge(claude: Claude, question: Question, evidence: list[Evidence], answer_in_corpus: relevance.Verdict) -> Outcome:
     if claude.available and evidence:
-        outcome = judge_with_claude(claude, question, evidence)
+        outcome = judge_with_claude(claude, question, evidence, answer_in_corpus)
         if outcome is not None:
             return outcome
-    return judge_offline(question, evidence)
+    return judge_offline(question, evidence, answer_in_corpus)
 
 
-def judge_offline(question: Question, evidence: list[Evidence], note: str | None = None) -> Outcome:
+def judge_offline(question: Question, evidence: list[Evidence], answer_in_corpus: relevance.Verdict,
+                  note: str | None = None) -> Outcome:
+    """Without an expected answer, the verdict is search's (likely: answered, possible: partly, unlikely: missing),
+    resting on the most relevant passage."""
     reasons = [note] if note else []
     if not evidence:
-        return Outcome(question, "missing", "offline", [*reasons, "search found nothing"], evidence, brief="no hits")
-    best = max(evidence, key=lambda e: e.similarity)
-    asked = _terms(question.text)
-    held = asked & _terms(f"{best.title} {best.text}")
-    agree = best.found_by == "dense and keyword"
-    reasons += [f"best passage “{best.title}” is {best.similarity:.2f} similar to the question",
-                f"{len(held)}/{len(asked)} question terms in it",
-                "dense and keyword search agree on it" if agree else f"found by {best.found_by} only"]
-    term_share = len(held) / len(asked) if asked else 0.0
-    brief = f"{best.similarity:.2f} similar · {len(held)}/{len(asked)} terms · {best.found_by}"
-    if question.answer:
+        return Outcome(question, "missing", "offline", [*reasons, "search found nothing"], evidence,
+                       brief="nothing found")
+    share, basis = 0.0, max(evidence, key=lambda e: e.relevance)
+    if question.answer:  # the verdict then rests on the passage holding most of the expected answer
         expected = _terms(question.answer)
-        share, where = max(((len(expected & _terms(e.text)) / max(len(expected), 1), e) for e in evidence),
+        share, basis = max(((len(expected & _terms(e.text)) / max(len(expected), 1), e) for e in evidence),
                            key=lambda pair: pair[0])
-        reasons.append(f"{share:.0%} of the expected answer's words in “{where.title}”")
-        brief += f" · {share:.0%} of answer"
+    close = closeness(basis.similarity)
+    reasons += [f"rests on “{basis.title}” (search rank {basis.rank}), relevance {basis.relevance:.2f}: {close} "
+                f"to the question (similarity {basis.similarity:.2f})",
+                f"it holds {basis.coverage:.0%} of the question's key terms (rare words weigh most)",
+                FOUND_BY[basis.found_by]]
+    brief = f"relevance {basis.relevance:.2f}; {close}; {basis.coverage:.0%} of key terms; {FOUND_BY[basis.found_by]}"
+    if question.answer:
+        reasons.append(f"{share:.0%} of the expected answer's words in it")
+        brief += f"; {share:.0%} of the expected answer's words"
         verdict = "answered" if share >= 0.8 else "partly" if share >= 0.4 else "missing"
-    elif best.similarity >= ANSWERED_SIMILARITY and agree and term_share >= 0.5:
-        verdict = "answered"
-    elif best.similarity >= PARTLY_SIMILARITY and (agree or term_share >= 0.5):
-        verdict = "partly"
     else:
-        verdict = "missing"
+        verdict = OFFLINE[answer_in_corpus]
+        reasons.append(f"search calls an answer in the corpus {answer_in_corpus}")
     if question.source and not any(e.source == question.source for e in evidence) and verdict != "missing":
         verdict = "partly" if verdict == "answered" else "missing"
         reasons.append(f"expected source {question.source!r} is not among the top passages")
-        brief += f" · not from {question.source}"
-    return Outcome(question, verdict, "offline", reasons, evidence, brief=brief)
+        brief += f"; not from {question.source}"
+    return Outcome(question, verdict, "offline", reasons, _basis_first(evidence, basis), brief=brief,
+                   rests_on=basis.id)
 
 
 PROMPT = """A new employee asks: "{question}"
@@ -173,7 +206,8 @@ Every statement in the answer must be backed by a quote copied word for word. If
 the verdict is "missing", the answer is null and there are no quotes. Never add knowledge of your own."""
 
 
-def judge_with_claude(claude: Claude, question: Question, evidence: list[Evidence]) -> Outcome | None:
+def judge_with_claude(claude: Claude, question: Question, evidence: list[Evidence],
+                      answer_in_corpus: relevance.Verdict) -> Outcome | None:
     passages = "\n".join(f'[{n}] "{e.title}" ({e.citation_label})\n<passage>\n{e.text}\n</passage>'
                          for n, e in enumerate(evidence, start=1))
     expected = f'The answer is expected to say: "{question.answer}"\n' if question.answer else ""
@@ -181,28 +215,38 @@ def judge_with_claude(claude: Claude, question: Question, evidence: list[Evidenc
                             max_tokens=500)
     if reply is None or reply.get("verdict") not in VERDICTS:
         return None
-    quotes = [q for q in (_quote(item, evidence) for item in reply.get("quotes") or []) if q is not None]
+    quoted = [pair for pair in (_quote(item, evidence) for item in reply.get("quotes") or []) if pair is not None]
     verdict = reply["verdict"]
-    if verdict != "missing" and not quotes:
-        return judge_offline(question, evidence, note="Claude's quotes were not found in the passages; offline rule")
+    if verdict != "missing" and not quoted:
+        return judge_offline(question, evidence, answer_in_corpus,
+                             note="Claude's quotes were not found in the passages; offline rule")
+    if not quoted:
+        return Outcome(question, verdict, "claude", ["the passages do not say"], evidence,
+                       brief="Claude: the passages do not say")
+    quotes, basis = [quote for quote, _ in quoted], quoted[0][1]
     answer = str(reply.get("answer") or "").strip() or None
-    reasons = [f"{len(quotes)} quote(s) found verbatim in the passages"] if quotes else ["the passages do not say"]
-    return Outcome(question, verdict, "claude", reasons, evidence, answer=answer if verdict != "missing" else None,
-                   quotes=quotes, brief=f"Claude: {len(quotes)} verbatim quote(s)")
+    reasons = [f"rests on “{basis.title}” (search rank {basis.rank}), which it quotes",
+               f"{len(quotes)} quote(s) found word for word in the passages"]
+    return Outcome(question, verdict, "claude", reasons, _basis_first(evidence, basis),
+                   answer=answer if verdict != "missing" else None, quotes=quotes,
+                   brief=f"Claude: {len(quotes)} quote(s) found word for word", rests_on=basis.id)
 
 
-def _quote(item: object, evidence: list[Evidence]) -> Quote | None:
-    """A quote Claude gave, kept only if its words really are in the passage it names."""
+def _quote(item: object, evidence: list[Evidence]) -> tuple[Quote, Evidence] | None:
+    """A quote Claude gave, with its passage, kept only if its words really are in the passage it names."""
     if not isinstance(item, dict):
         return None
     try:
-        passage = evidence[int(item.get("passage")) - 1]
-    except (TypeError, ValueError, IndexError):
+        number = int(item.get("passage"))
+    except (TypeError, ValueError):
         return None
+    if not 1 <= number <= len(evidence):  # passage 0 must not wrap round to the last one
+        return None
+    passage = evidence[number - 1]
     text = " ".join(str(item.get("text") or "").split())
     if len(text) < 3 or text.lower() not in " ".join(passage.text.split()).lower():
         return None
-    return Quote(text, passage.citation, passage.citation_label)
+    return Quote(text, passage.citation, passage.citation_label), passage
 
 
 def _terms(text: str) -> set[str]:

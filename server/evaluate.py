@@ -54,6 +54,7 @@ class EvalResult:
     ingest_seconds: float
     ingest: dict[str, int]  # added, updated, deleted, unchanged, failed
     store: str | None  # the kept store's folder; None when it was thrown away
+    half: int | None = None  # 1 or 2: only the odd or the even test queries were asked
     modes: list[ModeResult] = field(default_factory=list)
 
     def as_dict(self) -> dict:
@@ -160,9 +161,12 @@ def _write_config(root: Path, folder: Path) -> Config:
 
 # --- the run ---
 
-def evaluate(folder: Path, *, limit_queries: int | None = None, keep_store: Path | None = None,
-             embedder=None, progress=None) -> EvalResult:
-    """Ingest the BEIR corpus at ``folder`` into a throwaway store (or ``keep_store``) and score each mode."""
+def evaluate(folder: Path, *, limit_queries: int | None = None, half: int | None = None,
+             keep_store: Path | None = None, embedder=None, progress=None) -> EvalResult:
+    """Ingest the BEIR corpus at ``folder`` into a throwaway store (or ``keep_store``) and score each mode.
+
+    ``half`` 1 or 2 keeps the odd or the even test queries (in qrels order): tune on one, report both.
+    """
     from ingest.embedder import Embedder
     from ingest.pipeline import ingest
     from ingest.status import status
@@ -172,7 +176,8 @@ def evaluate(folder: Path, *, limit_queries: int | None = None, keep_store: Path
     _check_folder(folder)
     queries = load_queries(folder)
     qrels = {q: rels for q, rels in load_qrels(folder).items() if q in queries and any(r > 0 for r in rels.values())}
-    selected = list(qrels)[:limit_queries] if limit_queries else list(qrels)
+    selected = list(qrels)[half - 1::2] if half else list(qrels)
+    selected = selected[:limit_queries] if limit_queries else selected
     if not selected:
         raise CorpusError(f"{folder}: no test query has both a text in queries.jsonl and a relevant document")
 
@@ -191,7 +196,7 @@ def evaluate(folder: Path, *, limit_queries: int | None = None, keep_store: Path
             dataset=folder.name, documents=source.documents, chunks=source.chunks, queries=len(selected),
             ingest_seconds=round(run.seconds, 2),
             ingest={k: getattr(stats, k) for k in ("added", "updated", "deleted", "unchanged", "failed")},
-            store=str(root) if keep_store is not None else None,
+            store=str(root) if keep_store is not None else None, half=half,
         )
         doc_ids = _doc_ids(folder)
         searcher = Searcher(config, embedder)
@@ -242,7 +247,8 @@ def _score_modes(searcher, cases: list[tuple[str, dict[str, int]]], doc_ids: dic
 def format_table(result: EvalResult) -> str:
     ingest = ", ".join(f"{v} {k}" for k, v in result.ingest.items() if v)
     lines = [
-        f"{result.dataset}: {result.documents} documents in {result.chunks} chunks, {result.queries} test queries",
+        f"{result.dataset}: {result.documents} documents in {result.chunks} chunks, {result.queries} test queries"
+        + (f" (half {result.half}: the {('odd', 'even')[result.half - 1]} ones)" if result.half else ""),
         f"ingest: {result.ingest_seconds:.1f} s ({ingest or 'nothing to do'})"
         + (f"; store kept in {result.store}" if result.store else ""),
         "",

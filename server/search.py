@@ -1,8 +1,9 @@
 """The read path: one search API that `corpus search` and the MCP server both call.
 
 Hybrid retrieval: dense (Chroma) and keyword (BM25 over SQLite FTS5) each take their own top
-candidates with the filters applied inside the query, then reciprocal rank fusion merges them
-and near-duplicate hits collapse into the best one.
+candidates with the filters applied inside the query, then their scores are fused and each document's
+passages ordered by the evidence they hold (``server.rank``; reciprocal rank fusion for a store without
+its own copy of the vectors), and near-duplicate hits collapse into the best one.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Literal
 
+import numpy as np
+
 from connectors import REGISTRY
 from corpus.config import Config
 from corpus.errors import CorpusError, EmptyCorpusError
 from ingest.embedder import Embedder
+from server import rank, relevance
 from server.fetch import Fetched
 from server.fetch import fetch as fetch_item
 from server.hits import Hit, hit_from
@@ -49,11 +53,19 @@ class Searcher:
     def search(self, query: str, limit: int = 8, filters: Filters = NO_FILTERS, mode: Mode = "hybrid", *,
                cap: int = MAX_LIMIT) -> list[Hit]:
         """``cap`` bounds ``limit``; only internal callers (`corpus eval`'s recall@100) lift it."""
+        return self.find(query, limit, filters, mode, cap=cap).hits
+
+    def find(self, query: str, limit: int = 8, filters: Filters = NO_FILTERS, mode: Mode = "hybrid", *,
+             cap: int = MAX_LIMIT) -> relevance.Found:
+        """``search``, with the verdict on whether its hits answer the query (``server.relevance``)."""
         query = bounded_query(query)
         limit = max(1, min(limit, cap))
         with self.replica.reading() as snapshot:
             snapshot = published(snapshot)
-            return self._search(snapshot, query, limit, self._narrowed(snapshot, filters), mode)
+            hits, vector = self._search(snapshot, query, limit, self._narrowed(snapshot, filters), mode)
+            if hits and vector is None:  # a keyword-only search: relevance still weighs meaning
+                vector = self.vectors.vector(query)
+            return relevance.judged(snapshot, query, vector, hits)
 
     def fetch(self, item_id: str, filters: Filters = NO_FILTERS, **options) -> Fetched:
         """A hit with its neighbours, a whole document or a meeting's stretch; see ``server.fetch``."""
@@ -96,7 +108,9 @@ class Searcher:
             self._known[key] = count()
         return self._known[key]
 
-    def _search(self, snapshot: Snapshot, query: str, limit: int, filters: Filters, mode: Mode) -> list[Hit]:
+    def _search(self, snapshot: Snapshot, query: str, limit: int, filters: Filters,
+                mode: Mode) -> tuple[list[Hit], np.ndarray | None]:
+        """The hits, and the query's vector when it was embedded (with the cache off, a second would cost ~15 ms)."""
         candidates = min(max(limit * 5, 50), 200)
         rankings: list[list[str]] = []
         rows: dict[str, tuple[str, dict]] = {}
@@ -104,24 +118,32 @@ class Searcher:
         # (each thread reads through its own connection, so `snapshot.db` is looked up in the pool thread)
         lexical = _POOL.submit(lambda: keyword.search(snapshot.db, query, candidates, filters)) \
             if mode != "dense" else None
+        vector = None
         try:
             if mode != "keyword":
-                rankings.append(self._dense(snapshot, query, candidates, filters, rows))
+                vector = self.vectors.vector(query)
+                rankings.append(self._dense(snapshot, vector, candidates, filters, rows))
         finally:  # the snapshot stays held until the keyword side is done with it too
             found = lexical.result() if lexical is not None else None
         if found is not None:
             rankings.append([chunk_id for chunk_id, _ in found])
-        fused = _fuse(rankings)
+        fused = None
+        if mode == "hybrid" and vector is not None and found is not None and snapshot.kept_vectors:
+            fused = rank.fuse(snapshot.db, vector, rankings[0], found)
+        if fused is None:
+            fused = _fuse(rankings)
+        else:  # scores fused, not ranks: a passage's evidence can be weighed against them
+            fused = rank.rerank(snapshot.db, query, fused, lambda ids: _rows(snapshot, rows, ids))
         notes = visible_notes(snapshot, [chunk_id for chunk_id, _ in fused], filters.groups)
         if notes:
             fused = _down_rank(fused, notes)
-        return _collapse(snapshot, fused, rows, limit, notes)
+        return _collapse(snapshot, fused, rows, limit, notes), vector
 
-    def _dense(self, snapshot: Snapshot, query: str, n: int, filters: Filters, rows: dict) -> list[str]:
+    def _dense(self, snapshot: Snapshot, query_vector: np.ndarray, n: int, filters: Filters, rows: dict) -> list[str]:
         collection = snapshot.store.collection
         if collection is None:
             return []
-        vector = [self.vectors.vector(query)]
+        vector = [query_vector]
         matrix = snapshot.matrix
         if matrix is not None:
             allowed = vectors.allowed_rowids(snapshot.db, filters) if filters.where() is not None else None
@@ -202,8 +224,8 @@ def _fuse(rankings: list[list[str]]) -> list[tuple[str, float]]:
     """Reciprocal rank fusion: robust to the two retrievers' incomparable score scales."""
     scores: dict[str, float] = {}
     for ranking in rankings:
-        for rank, chunk_id in enumerate(ranking, start=1):
-            scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank)
+        for place, chunk_id in enumerate(ranking, start=1):
+            scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (RRF_K + place)
     return sorted(scores.items(), key=lambda kv: kv[1], reverse=True)
 
 
@@ -226,9 +248,7 @@ def _collapse(snapshot: Snapshot, fused: list[tuple[str, float]], rows: dict, li
     while len(hits) < limit and position < len(fused):
         window = fused[position:position + limit * 2]
         position += len(window)
-        missing = [chunk_id for chunk_id, _ in window if chunk_id not in rows]
-        if missing:
-            rows.update(snapshot.vectors.rows(missing))
+        _rows(snapshot, rows, [chunk_id for chunk_id, _ in window])
         for chunk_id, score in window:
             if chunk_id not in rows or len(hits) >= limit:
                 continue
@@ -242,6 +262,14 @@ def _collapse(snapshot: Snapshot, fused: list[tuple[str, float]], rows: dict, li
             hits.append(hit_from(chunk_id, text, meta, score))
             hits[-1].notes.extend(a.note() for a in notes.get(chunk_id, ()))
     return hits
+
+
+def _rows(snapshot: Snapshot, rows: dict, chunk_ids: list[str]) -> dict:
+    """``rows`` with the (text, metadata) of these chunks added where missing."""
+    missing = [chunk_id for chunk_id in chunk_ids if chunk_id not in rows]
+    if missing:
+        rows.update(snapshot.vectors.rows(missing))
+    return rows
 
 
 _WORDS = re.compile(r"\w+")

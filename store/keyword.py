@@ -141,6 +141,23 @@ def query_words(query: str) -> list[str]:
     return list(dict.fromkeys(content))[:MAX_TERMS]
 
 
+def term_weights(db: sqlite3.Connection, query: str) -> dict[str, float]:
+    """The query's one-token terms as the index stems them, each with its idf: what finding it in a passage is
+    worth (a rare word says more than a common one). Rows deleted since their segment was written still count."""
+    rows = postings.rows(db)
+    words = query_words(query)
+    if rows is None or not words:
+        return {}
+    weights: dict[str, float] = {}
+    for tokens in postings.word_tokens(db, words):
+        if len(tokens) == 1 and tokens[0] not in weights:
+            held = db.execute("SELECT coalesce(sum(length(rowids)), 0) / 4 FROM kw_postings WHERE term = ?",
+                              tokens).fetchone()[0]
+            if held:
+                weights[tokens[0]] = bm25.idf(rows.count, held)
+    return weights
+
+
 def match_expression(query: str) -> str | None:
     """The FTS5 query search ranks by: the query's words, quoted, any of them."""
     words = query_words(query)

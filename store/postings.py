@@ -145,6 +145,17 @@ def word_tokens(db: sqlite3.Connection, words: Sequence[str]) -> list[tuple[str,
     return [tuple(t) for t in tokens]
 
 
+def positions(db: sqlite3.Connection, texts: Sequence[str], terms: Sequence[str]) -> list[list[tuple[int, str]]]:
+    """Where each of ``terms`` (tokens as the index has them) occurs in each text: (token offset, term), in order."""
+    found: list[list[tuple[int, str]]] = [[] for _ in texts]
+    marks = ",".join("?" * len(terms))
+    with _tokenised(db, list(enumerate(texts))):
+        for doc, term, offset in db.execute(f"SELECT doc, term, offset FROM temp.kw_token_list WHERE term IN "
+                                            f"({marks}) ORDER BY doc, offset", list(terms)):
+            found[doc].append((offset, term))
+    return found
+
+
 class _tokenised:
     """``texts`` (rowid, text) in a temp FTS5 table with the index's tokenizer, emptied on the way out."""
 

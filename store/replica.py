@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
 
 from corpus.config import Config
@@ -140,6 +141,11 @@ class Snapshot:
             with self._lock:
                 self._connections.append(connection)
         return connection
+
+    @cached_property
+    def kept_vectors(self) -> bool:
+        """Whether the manifest holds its own copy of the vectors (a store written before that does not)."""
+        return self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'chunk_vectors'").fetchone() is not None
 
     @property
     def matrix(self) -> Matrix | None:

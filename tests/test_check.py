@@ -70,13 +70,13 @@ def test_offline_verdicts_follow_the_evidence_and_say_why(sample_corpus):
     _, searcher = sample_corpus
     result = check(searcher, QUIZ, Claude(load_config_claude(), environ={}))
     verdicts = [o.verdict for o in result.outcomes]
-    assert verdicts == ["answered", "answered", "partly", "missing", "partly"]
+    assert verdicts == ["answered", "answered", "partly", "missing", "missing"]  # owner/owns: a possible answer
     owns = result.outcomes[0]
     assert owns.evidence[0].citation.endswith("ledgerline-architecture.docx")
     assert owns.evidence[0].found_by == "dense and keyword" and owns.evidence[0].similarity > 0.5
     assert "100% of the expected answer's words" in " ".join(result.outcomes[1].reasons)
     assert "expected source 'elsewhere' is not among the top passages" in result.outcomes[4].reasons
-    assert result.coverage() == pytest.approx((1 + 1 + 0.5 + 0 + 0.5) / 5)
+    assert result.coverage() == pytest.approx((1 + 1 + 0.5 + 0 + 0) / 5)
     assert result.mode.startswith("offline (no API key") and "retrieval evidence only" in result.mode
 
 
@@ -158,7 +158,7 @@ def evidence(rank: int, similarity: float, text: str, relevance: float) -> Evide
 def test_the_passage_a_verdict_rests_on_is_shown_first_and_its_signals_in_words():
     ranked = [evidence(n, s, f"passage {n} " + "words about travel approval " * 12, r)
               for n, s, r in ((1, 0.43, 0.3), (2, 0.42, 0.2), (3, 0.41, 0.2), (4, 0.40, 0.1), (5, 0.58, 0.9))]
-    outcome = judge_offline(Question("Who approves my travel?"), ranked)
+    outcome = judge_offline(Question("Who approves my travel?"), ranked, "likely")
     assert outcome.verdict == "answered" and outcome.rests_on == "d5:0"
     assert [e.rank for e in outcome.evidence] == [5, 1, 2, 3, 4]
     assert outcome.reasons[0] == "rests on “Page 5” (search rank 5), relevance 0.90: close in meaning to the " \
@@ -221,7 +221,8 @@ def test_who_approves_my_travel_on_the_18f_handbook_against_a_chosen_source(tmp_
     first = outcome["evidence"][0]
     assert outcome["rests_on"] == first["id"] and first["relevance"] == max(e["relevance"]
                                                                                for e in outcome["evidence"])
-    assert "approver" in first["text"]  # the 18F travel guide's approvers, whatever its rank
+    assert "approv" in first["text"].lower()  # the most relevant passage speaks of approval,
+    assert any("approver" in e["text"] for e in outcome["evidence"])  # and the 18F travel guide's approvers are there
     report = (tmp_path / "r.md").read_text()
     assert "- checked against: sources travel only" in report
     shown = [line for line in report.splitlines() if line.startswith("  - [")]

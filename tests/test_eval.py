@@ -102,6 +102,10 @@ def test_eval_cli_json(capsys, tmp_path, monkeypatch, embedder):
     assert second["ingest"]["unchanged"] == 12 and second["ingest"]["added"] == 0
     assert second["queries"] == 2
 
+    # Half 2 is the even test queries (2 of 5), to report beside the half a ranking was tuned on.
+    assert main(["eval", str(TINY), "--json", "--keep-store", str(store), "--half", "2"]) == 0
+    assert json.loads(capsys.readouterr().out)["queries"] == 2
+
 
 def test_eval_table_and_errors(capsys, tmp_path, monkeypatch, embedder):
     monkeypatch.chdir(tmp_path)

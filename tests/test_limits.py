@@ -57,7 +57,7 @@ def test_ingest_reports_a_file_past_the_cap_in_one_line_and_ingests_the_rest(tmp
     found = subprocess.run([sys.executable, "-m", "cli.main", "--config", str(config), "search", "travel desk",
                             "--json"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert found.returncode == 0, found.stderr
-    assert [hit["title"] for hit in json.loads(found.stdout)] == ["Travel"]
+    assert [hit["title"] for hit in json.loads(found.stdout)["hits"]] == ["Travel"]
 
 
 @pytest.mark.parametrize("name", ["notes.md", "page.html", "data.csv", "legacy.rtf"])

@@ -129,7 +129,8 @@ def test_tools_frame_source_text_and_reject_bad_arguments(corpus):
     found, fetched, errors = asyncio.run(body())
     assert len(found.structured_content["hits"]) >= 2
     # every line is either quoted source text or one of the frame's own lines, and titles stay one line
-    frame = re.compile(r"^(\d+\. “[^”\n]*” \[[^\]]*\] id=\S+|   cite: .* <\S+>|   note: .*|"
+    frame = re.compile(r"^(\d+\. “[^”\n]*” \[[^\]]*\] id=\S+ relevance \d\.\d\d \((strong|partial|weak)\)|"
+                       r"answer in the corpus: (likely|possible|unlikely) \([^\n]*\)|   cite: .* <\S+>|   note: .*|"
                        r"“[^”\n]*” \[[^\]]*\]( \(page .*\))?|cite: .* <\S+>|> .*|>|)$")
     for text in (found.content[0].text, fetched.content[0].text):
         assert all(frame.match(line) for line in text.splitlines()), text

@@ -1,0 +1,141 @@
+"""How likely a hit is to answer the query, and whether the corpus answers it at all.
+
+A fused score ranks hits within one result but means nothing across queries (reciprocal rank fusion gives
+about 0.03 to a good hit and a useless one alike). Two signals do carry meaning:
+
+- ``similarity``: the cosine of the query's vector and the passage's stored vector (what dense search scored);
+- ``coverage``: the share of the query's content words the passage holds, each word weighted by its IDF in the
+  keyword index and stemmed as that index stems; a word the corpus never uses weighs most ("softball" in "Is
+  there a company softball team I can join?").
+
+Each hit's ``relevance`` is a logistic model of the two with fixed coefficients, fitted once on the development
+questions (bench/relevance_fit.py on bench/questions/dev.toml; never at run time): the estimated chance that the
+passage holds the answer, as measured there. ``match`` says it in a word.
+
+The result's verdict, ``answer_in_corpus``, reads the first ``VERDICT_DEPTH`` hits together: the similarity of
+the closest one plus half the share of the query's words (IDF-weighted, as above) that at least one of them
+holds. A question the corpus does not answer is usually either far in meaning from every passage or asks about
+something no passage names (a year, a place, a product the corpus never mentions).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import numpy as np
+
+from server.hits import Hit
+from store import bm25, keyword, postings
+from store.chroma import chroma_vectors
+from store.replica import Snapshot
+
+Match = Literal["strong", "partial", "weak"]
+Verdict = Literal["likely", "possible", "unlikely"]
+
+# relevance = 1 / (1 + exp(-(BIAS + SIMILARITY_WEIGHT * similarity + COVERAGE_WEIGHT * coverage)))
+BIAS = -6.78
+SIMILARITY_WEIGHT = 6.19
+COVERAGE_WEIGHT = 2.41
+STRONG = 0.3  # a hit at or above is a "strong" match (a third of such dev hits held the answer), at or above
+PARTIAL = 0.1  # PARTIAL a "partial" one (about one in six), else "weak" (about one in fifty)
+VERDICT_DEPTH = 5  # the verdict reads the hits a limit-5 search returns, whatever the limit
+WORDS_WEIGHT = 0.5  # evidence = closest similarity + WORDS_WEIGHT * words held by the first hits together
+LIKELY = 1.0  # evidence at or above: "likely"
+POSSIBLE = 0.82  # at or above: "possible"; below: "unlikely"
+
+
+@dataclass(frozen=True)
+class Found:
+    """A search's hits, each with its relevance, and the verdict on them with the two signals it reads."""
+
+    hits: list[Hit]
+    answer_in_corpus: Verdict
+    closest_similarity: float  # the highest similarity among the first VERDICT_DEPTH hits
+    words_held: float  # the IDF-weighted share of the query's words at least one of those hits holds
+
+
+def relevance(similarity: float, coverage: float) -> float:
+    """The fixed model: rises with both signals, between 0 and 1."""
+    return 1.0 / (1.0 + math.exp(-(BIAS + SIMILARITY_WEIGHT * similarity + COVERAGE_WEIGHT * coverage)))
+
+
+def match(value: float) -> Match:
+    return "strong" if value >= STRONG else "partial" if value >= PARTIAL else "weak"
+
+
+def verdict(closest_similarity: float, words_held: float) -> Verdict:
+    """Whether the corpus answers the query, from the first hits' two signals; rises with each."""
+    evidence = closest_similarity + WORDS_WEIGHT * words_held
+    return "likely" if evidence >= LIKELY else "possible" if evidence >= POSSIBLE else "unlikely"
+
+
+def judged(snapshot: Snapshot, query: str, vector: np.ndarray | None, hits: list[Hit]) -> Found:
+    """The hits with their signals, relevance and match filled in, and the verdict on the first of them;
+    ``vector`` is the query's embedding (None only without hits)."""
+    if not hits or vector is None:
+        return Found(hits, "unlikely", 0.0, 0.0)
+    rowids, stored = _rows(snapshot, [h.id for h in hits])
+    # both sides are unit vectors (the embedder normalises), so the dot product is the cosine; einsum, not `@`,
+    # starts no BLAS threads (see store.vectors.most_similar)
+    similarities = np.einsum("ij,j->i", np.stack([stored[h.id] for h in hits]), np.asarray(vector, dtype=np.float32))
+    weights, held = words(snapshot.db, query, [rowids[h.id] for h in hits])
+    total = float(weights.sum()) or 1.0
+    coverages = weights @ held / total
+    scored = []
+    for hit, similarity, covered in zip(hits, similarities.tolist(), coverages.tolist(), strict=True):
+        value = relevance(similarity, covered)
+        scored.append(replace(hit, similarity=round(similarity, 3), coverage=round(covered, 3),
+                              relevance=round(value, 3), match=match(value)))
+    closest = float(similarities[:VERDICT_DEPTH].max())
+    together = float(weights @ held[:, :VERDICT_DEPTH].any(axis=1)) / total
+    return Found(scored, verdict(closest, together), round(closest, 3), round(together, 3))
+
+
+def words(db: sqlite3.Connection, query: str, rowids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """The query's content words' IDF weights, and which of the rows hold each (words × rows).
+
+    Words that the keyword index stems alike count once; a word it splits into a phrase (``user_id``) is
+    looked up as that phrase.
+    """
+    found = keyword.query_words(query)
+    rows = postings.rows(db)
+    total = rows.count if rows is not None else db.execute("SELECT count(*) FROM chunk_meta").fetchone()[0]
+    wanted = np.asarray(rowids, dtype=np.int64)
+    weights: list[float] = []
+    held: list[np.ndarray] = []
+    seen: set[tuple[str, ...]] = set()
+    for word, tokens in zip(found, postings.word_tokens(db, found), strict=True):
+        if not tokens or tokens in seen:
+            continue
+        seen.add(tokens)
+        holding = rows.postings(db, tokens[0])[0] if rows is not None and len(tokens) == 1 else _phrase(db, word)
+        weights.append(bm25.idf(max(total, 1), len(holding)))
+        held.append(np.isin(wanted, holding))
+    return np.array(weights), np.array(held, dtype=bool).reshape(len(held), len(wanted))
+
+
+def _phrase(db: sqlite3.Connection, word: str) -> np.ndarray:
+    """The rows holding a word as FTS5 matches it (for a phrase, or a store without our postings)."""
+    found = db.execute("SELECT rowid FROM chunk_text WHERE chunk_text MATCH ?", (f'"{word}"',)).fetchall()
+    return np.array([r for (r,) in found], dtype=np.int64)
+
+
+def _rows(snapshot: Snapshot, ids: list[str]) -> tuple[dict[str, int], dict[str, np.ndarray]]:
+    """Each chunk's keyword-index rowid and stored vector (from Chroma for a store written before our copy)."""
+    db = snapshot.db
+    column, join = ("v.vector", "LEFT JOIN chunk_vectors v ON v.rowid = m.rowid") if snapshot.kept_vectors \
+        else ("NULL", "")
+    found = db.execute(f"SELECT m.chunk_id, m.rowid, {column} FROM json_each(?) AS w "
+                       f"CROSS JOIN chunk_meta m ON m.chunk_id = w.value {join}", (json.dumps(ids),)).fetchall()
+    rowids = {chunk_id: rowid for chunk_id, rowid, _ in found}
+    stored = {chunk_id: np.frombuffer(blob, dtype=np.float32) for chunk_id, _, blob in found if blob is not None}
+    lacking = [chunk_id for chunk_id in ids if chunk_id not in stored]
+    if lacking and snapshot.store.collection is not None:
+        stored.update((k, np.asarray(v, dtype=np.float32)) for k, v in
+                      chroma_vectors(snapshot.store.collection, lacking).items())
+    return rowids, stored
+
