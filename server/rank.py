@@ -15,13 +15,13 @@ back in the places its passages held, best first: which documents come first sta
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from store import keyword, postings
+from store.vectors import Stored
 
 DENSE = 0.4  # share of the dense side in the fusion (SciFact half 1: 0.3-0.45 alike, 0.709 → 0.726)
 DEPTH = 30  # fused passages whose order within their document is revisited
@@ -31,26 +31,18 @@ EVIDENCE = 0.1  # weight of the evidence beside the fused score (0 to 1)
 Rows = Callable[[list[str]], dict[str, tuple[str, dict]]]
 
 
-def fuse(db: sqlite3.Connection, query_vector: np.ndarray, dense: list[str],
+def fuse(stored: Callable[[list[str]], Stored], query_vector: np.ndarray, dense: list[str],
          lexical: list[tuple[str, float]]) -> list[tuple[str, float]] | None:
     """Every candidate of either side with ``DENSE`` x its scaled cosine + ``1 - DENSE`` x its share of the best
     BM25, best first; None when none has a stored vector (the caller fuses ranks instead, as for a store
-    without its own copy of the vectors)."""
+    without its own copy of the vectors). ``stored`` gives chunks' own vectors."""
     ids = list(dict.fromkeys([*dense, *(chunk_id for chunk_id, _ in lexical)]))
-    if not ids:
-        return None
-    try:
-        found = db.execute("SELECT m.chunk_id, v.vector FROM json_each(?) AS w CROSS JOIN chunk_meta m ON "
-                           "m.chunk_id = w.value JOIN chunk_vectors v ON v.rowid = m.rowid",
-                           (json.dumps(ids),)).fetchall()
-    except sqlite3.OperationalError:  # no chunk_vectors table: a store written before the copy
-        return None
-    if not found:
+    found = stored(ids) if ids else None
+    if found is None or not found.ids:
         return None
     # one product for all candidates: a call per candidate gave up the GIL and queued for it again a hundred times
-    stored = np.frombuffer(b"".join(blob for _, blob in found), dtype=np.float32).reshape(len(found), -1)
-    cosine = dict(zip((chunk_id for chunk_id, _ in found),
-                      np.einsum("ij,j->i", stored, np.asarray(query_vector, dtype=np.float32)).tolist(), strict=True))
+    cosine = dict(zip(found.ids, np.einsum("ij,j->i", found.vectors, np.asarray(query_vector, dtype=np.float32))
+                      .tolist(), strict=True))
     near = [cosine[chunk_id] for chunk_id in dense if chunk_id in cosine]
     if not near:
         return None
@@ -62,11 +54,12 @@ def fuse(db: sqlite3.Connection, query_vector: np.ndarray, dense: list[str],
     return sorted(scores.items(), key=lambda kv: kv[1], reverse=True)
 
 
-def rerank(db: sqlite3.Connection, query: str, fused: list[tuple[str, float]], rows: Rows) -> list[tuple[str, float]]:
+def rerank(db: sqlite3.Connection, terms: Sequence[keyword.QueryTerm], fused: list[tuple[str, float]],
+           rows: Rows) -> list[tuple[str, float]]:
     """``fused`` with the passages of each document among the first ``DEPTH`` reordered by fused score plus
     evidence, in the places that document's passages held; ``rows`` gives chunk ids' (text, metadata)."""
     head = fused[:DEPTH]
-    weights = keyword.term_weights(db, query)
+    weights = keyword.term_weights(terms)
     if len(head) < 2 or not weights:
         return fused
     ids = [chunk_id for chunk_id, _ in head]

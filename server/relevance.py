@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
 
 from server.hits import Hit
-from store import bm25, keyword, postings
+from store import keyword
 from store.chroma import chroma_vectors
 from store.replica import Snapshot
 
@@ -73,16 +73,17 @@ def verdict(closest_similarity: float, words_held: float) -> Verdict:
     return "likely" if evidence >= LIKELY else "possible" if evidence >= POSSIBLE else "unlikely"
 
 
-def judged(snapshot: Snapshot, query: str, vector: np.ndarray | None, hits: list[Hit]) -> Found:
+def judged(snapshot: Snapshot, terms: Sequence[keyword.QueryTerm], vector: np.ndarray | None,
+           hits: list[Hit]) -> Found:
     """The hits with their signals, relevance and match filled in, and the verdict on the first of them;
-    ``vector`` is the query's embedding (None only without hits)."""
+    ``terms`` and ``vector`` are the query's (``vector`` None only without hits)."""
     if not hits or vector is None:
         return Found(hits, "unlikely", 0.0, 0.0)
     rowids, stored = _rows(snapshot, [h.id for h in hits])
     # both sides are unit vectors (the embedder normalises), so the dot product is the cosine; einsum, not `@`,
     # starts no BLAS threads (see store.vectors.most_similar)
-    similarities = np.einsum("ij,j->i", np.stack([stored[h.id] for h in hits]), np.asarray(vector, dtype=np.float32))
-    weights, held = words(snapshot.db, query, [rowids[h.id] for h in hits])
+    similarities = np.einsum("ij,j->i", stored, np.asarray(vector, dtype=np.float32))
+    weights, held = words(terms, rowids)
     total = float(weights.sum()) or 1.0
     coverages = weights @ held / total
     scored = []
@@ -95,47 +96,28 @@ def judged(snapshot: Snapshot, query: str, vector: np.ndarray | None, hits: list
     return Found(scored, verdict(closest, together), round(closest, 3), round(together, 3))
 
 
-def words(db: sqlite3.Connection, query: str, rowids: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """The query's content words' IDF weights, and which of the rows hold each (words × rows).
-
-    Words that the keyword index stems alike count once; a word it splits into a phrase (``user_id``) is
-    looked up as that phrase.
-    """
-    found = keyword.query_words(query)
-    rows = postings.rows(db)
-    total = rows.count if rows is not None else db.execute("SELECT count(*) FROM chunk_meta").fetchone()[0]
-    wanted = np.asarray(rowids, dtype=np.int64)
-    weights: list[float] = []
-    held: list[np.ndarray] = []
-    seen: set[tuple[str, ...]] = set()
-    for word, tokens in zip(found, postings.word_tokens(db, found), strict=True):
-        if not tokens or tokens in seen:
-            continue
-        seen.add(tokens)
-        holding = rows.postings(db, tokens[0])[0] if rows is not None and len(tokens) == 1 else _phrase(db, word)
-        weights.append(bm25.idf(max(total, 1), len(holding)))
-        held.append(np.isin(wanted, holding))
-    return np.array(weights), np.array(held, dtype=bool).reshape(len(held), len(wanted))
+def words(terms: Sequence[keyword.QueryTerm], rowids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The query's terms' IDF weights, and which of the rows hold each (terms × rows)."""
+    held = np.zeros((len(terms), len(rowids)), dtype=bool)
+    for i, term in enumerate(terms):
+        if len(term.rowids):
+            at = np.minimum(np.searchsorted(term.rowids, rowids), len(term.rowids) - 1)
+            held[i] = term.rowids[at] == rowids
+    return np.array([term.idf for term in terms]), held
 
 
-def _phrase(db: sqlite3.Connection, word: str) -> np.ndarray:
-    """The rows holding a word as FTS5 matches it (for a phrase, or a store without our postings)."""
-    found = db.execute("SELECT rowid FROM chunk_text WHERE chunk_text MATCH ?", (f'"{word}"',)).fetchall()
-    return np.array([r for (r,) in found], dtype=np.int64)
-
-
-def _rows(snapshot: Snapshot, ids: list[str]) -> tuple[dict[str, int], dict[str, np.ndarray]]:
-    """Each chunk's keyword-index rowid and stored vector (from Chroma for a store written before our copy)."""
-    db = snapshot.db
-    column, join = ("v.vector", "LEFT JOIN chunk_vectors v ON v.rowid = m.rowid") if snapshot.kept_vectors \
-        else ("NULL", "")
-    found = db.execute(f"SELECT m.chunk_id, m.rowid, {column} FROM json_each(?) AS w "
-                       f"CROSS JOIN chunk_meta m ON m.chunk_id = w.value {join}", (json.dumps(ids),)).fetchall()
-    rowids = {chunk_id: rowid for chunk_id, rowid, _ in found}
-    stored = {chunk_id: np.frombuffer(blob, dtype=np.float32) for chunk_id, _, blob in found if blob is not None}
-    lacking = [chunk_id for chunk_id in ids if chunk_id not in stored]
-    if lacking and snapshot.store.collection is not None:
-        stored.update((k, np.asarray(v, dtype=np.float32)) for k, v in
-                      chroma_vectors(snapshot.store.collection, lacking).items())
-    return rowids, stored
-
+def _rows(snapshot: Snapshot, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Each chunk's keyword-index rowid and stored vector, in the order of ``ids`` (from Chroma for a chunk
+    stored before our copy of the vectors)."""
+    found = snapshot.stored(ids)
+    place = {chunk_id: i for i, chunk_id in enumerate(found.ids)}
+    lacking = [chunk_id for chunk_id in ids if chunk_id not in place]
+    if not lacking:
+        at = [place[chunk_id] for chunk_id in ids]
+        return found.rowids[at], found.vectors[at]
+    rowids = dict(snapshot.db.execute("SELECT m.chunk_id, m.rowid FROM json_each(?) AS w CROSS JOIN chunk_meta m "
+                                      "ON m.chunk_id = w.value", (json.dumps(lacking),)).fetchall())
+    vectors = chroma_vectors(snapshot.store.collection, lacking) if snapshot.store.collection is not None else {}
+    return (np.array([found.rowids[place[i]] if i in place else rowids[i] for i in ids], dtype=np.int64),
+            np.stack([found.vectors[place[i]] if i in place else np.asarray(vectors[i], dtype=np.float32)
+                      for i in ids]))

@@ -62,10 +62,12 @@ class Searcher:
         limit = max(1, min(limit, cap))
         with self.replica.reading() as snapshot:
             snapshot = published(snapshot)
-            hits, vector = self._search(snapshot, query, limit, self._narrowed(snapshot, filters), mode)
+            hits, vector, terms = self._search(snapshot, query, limit, self._narrowed(snapshot, filters), mode)
             if hits and vector is None:  # a keyword-only search: relevance still weighs meaning
                 vector = self.vectors.vector(query)
-            return relevance.judged(snapshot, query, vector, hits)
+            if hits and terms is None:  # a dense-only search: relevance still weighs words
+                terms = keyword.query_terms(snapshot.db, query)
+            return relevance.judged(snapshot, terms or [], vector, hits)
 
     def fetch(self, item_id: str, filters: Filters = NO_FILTERS, **options) -> Fetched:
         """A hit with its neighbours, a whole document or a meeting's stretch; see ``server.fetch``."""
@@ -108,36 +110,35 @@ class Searcher:
             self._known[key] = count()
         return self._known[key]
 
-    def _search(self, snapshot: Snapshot, query: str, limit: int, filters: Filters,
-                mode: Mode) -> tuple[list[Hit], np.ndarray | None]:
-        """The hits, and the query's vector when it was embedded (with the cache off, a second would cost ~15 ms)."""
+    def _search(self, snapshot: Snapshot, query: str, limit: int, filters: Filters, mode: Mode
+                ) -> tuple[list[Hit], np.ndarray | None, list[keyword.QueryTerm] | None]:
+        """The hits, and the query's vector and terms when this search read them (relevance weighs both)."""
         candidates = min(max(limit * 5, 50), 200)
         rankings: list[list[str]] = []
         rows: dict[str, tuple[str, dict]] = {}
         # The keyword side runs beside the embedding and the vector search: SQLite and torch both let go of the GIL.
         # (each thread reads through its own connection, so `snapshot.db` is looked up in the pool thread)
-        lexical = _POOL.submit(lambda: keyword.search(snapshot.db, query, candidates, filters)) \
-            if mode != "dense" else None
+        lexical = _POOL.submit(_keyword, snapshot, query, candidates, filters) if mode != "dense" else None
         vector = None
         try:
             if mode != "keyword":
                 vector = self.vectors.vector(query)
                 rankings.append(self._dense(snapshot, vector, candidates, filters, rows))
         finally:  # the snapshot stays held until the keyword side is done with it too
-            found = lexical.result() if lexical is not None else None
+            terms, found = lexical.result() if lexical is not None else (None, None)
         if found is not None:
             rankings.append([chunk_id for chunk_id, _ in found])
         fused = None
-        if mode == "hybrid" and vector is not None and found is not None and snapshot.kept_vectors:
-            fused = rank.fuse(snapshot.db, vector, rankings[0], found)
+        if mode == "hybrid" and vector is not None and found is not None:
+            fused = rank.fuse(snapshot.stored, vector, rankings[0], found)
         if fused is None:
             fused = _fuse(rankings)
         else:  # scores fused, not ranks: a passage's evidence can be weighed against them
-            fused = rank.rerank(snapshot.db, query, fused, lambda ids: _rows(snapshot, rows, ids))
+            fused = rank.rerank(snapshot.db, terms, fused, lambda ids: _rows(snapshot, rows, ids))
         notes = visible_notes(snapshot, [chunk_id for chunk_id, _ in fused], filters.groups)
         if notes:
             fused = _down_rank(fused, notes)
-        return _collapse(snapshot, fused, rows, limit, notes), vector
+        return _collapse(snapshot, fused, rows, limit, notes), vector, terms
 
     def _dense(self, snapshot: Snapshot, query_vector: np.ndarray, n: int, filters: Filters, rows: dict) -> list[str]:
         collection = snapshot.store.collection
@@ -166,6 +167,14 @@ class Searcher:
         # Chroma's own filtered query costs 0.4-0.9 s at 100k chunks and misses some of the true nearest chunks;
         # the chunks a narrower filter passes are scored exactly from our copy of their vectors.
         return vectors.nearest(snapshot.db, vector[0], n, filters, lambda ids: chroma_vectors(collection, ids))
+
+
+def _keyword(snapshot: Snapshot, query: str, candidates: int,
+             filters: Filters) -> tuple[list[keyword.QueryTerm], list[tuple[str, float]]]:
+    """The query's terms and the keyword side's candidates, read once: ranking and relevance weigh the terms."""
+    db = snapshot.db
+    terms = keyword.query_terms(db, query)
+    return terms, keyword.search(db, query, candidates, filters, terms)
 
 
 _SHARES: dict[tuple, tuple[float, int]] = {}  # a published generation never changes, so neither do its counts

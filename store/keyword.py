@@ -15,6 +15,7 @@ import json
 import re
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -141,21 +142,50 @@ def query_words(query: str) -> list[str]:
     return list(dict.fromkeys(content))[:MAX_TERMS]
 
 
-def term_weights(db: sqlite3.Connection, query: str) -> dict[str, float]:
-    """The query's one-token terms as the index stems them, each with its idf: what finding it in a passage is
-    worth (a rare word says more than a common one). Rows deleted since their segment was written still count."""
-    rows = postings.rows(db)
+@dataclass(frozen=True)
+class QueryTerm:
+    """One of the query's words as the index has it: the rows holding it (ascending; none for a word the corpus
+    never uses) and its idf, what finding it is worth. Words the index stems alike are one term."""
+
+    word: str
+    tokens: tuple[str, ...]
+    rowids: np.ndarray
+    idf: float
+    scoring: bm25.Term  # how BM25 ranks with it: idf times the query words standing for it
+
+
+def query_terms(db: sqlite3.Connection, query: str) -> list[QueryTerm]:
+    """The query's terms, read once per search: the keyword ranking, the passage order and the relevance of the
+    hits all weigh them. A one-token word reads our postings; a word FTS5 splits into a phrase (``user_id``) is
+    scored by FTS5 itself, as is every word of a store written before our postings existed."""
     words = query_words(query)
-    if rows is None or not words:
-        return {}
-    weights: dict[str, float] = {}
-    for tokens in postings.word_tokens(db, words):
-        if len(tokens) == 1 and tokens[0] not in weights:
-            held = db.execute("SELECT coalesce(sum(length(rowids)), 0) / 4 FROM kw_postings WHERE term = ?",
-                              tokens).fetchone()[0]
-            if held:
-                weights[tokens[0]] = bm25.idf(rows.count, held)
-    return weights
+    rows = postings.rows(db)
+    total = rows.count if rows is not None else db.execute("SELECT count(*) FROM chunk_meta").fetchone()[0]
+    spelled: dict[tuple[str, ...], tuple[str, int]] = {}
+    for word, tokens in zip(words, postings.word_tokens(db, words), strict=True):
+        if tokens:
+            first, count = spelled.get(tokens, (word, 0))
+            spelled[tokens] = (first, count + 1)
+    terms = []
+    for tokens, (word, count) in spelled.items():
+        if rows is not None and len(tokens) == 1:
+            rowids, tfs = rows.postings(db, tokens[0])
+            idf = bm25.idf(max(total, 1), len(rowids))
+            scoring = bm25.Term(rowids, idf * count, tfs=tfs)
+        else:
+            found = db.execute("SELECT rowid, -bm25(chunk_text) FROM chunk_text WHERE chunk_text MATCH ? "
+                               "ORDER BY rowid", (f'"{word}"',)).fetchall()
+            rowids = np.array([r for r, _ in found], dtype=np.intp)
+            idf = bm25.idf(max(total, 1), len(rowids))
+            scoring = bm25.Term(rowids, float(count), scores=np.array([s for _, s in found]) * count)
+        terms.append(QueryTerm(word, tokens, rowids, idf, scoring))
+    return terms
+
+
+def term_weights(terms: Sequence[QueryTerm]) -> dict[str, float]:
+    """The one-token terms the corpus holds, each with its idf: what finding it in a passage is worth (a rare
+    word says more than a common one)."""
+    return {t.tokens[0]: t.idf for t in terms if len(t.tokens) == 1 and len(t.rowids)}
 
 
 def match_expression(query: str) -> str | None:
@@ -164,51 +194,29 @@ def match_expression(query: str) -> str | None:
     return " OR ".join(f'"{w}"' for w in words) if words else None
 
 
-def search(db: sqlite3.Connection, query: str, limit: int, filters: Filters = NO_FILTERS) -> list[tuple[str, float]]:
+def search(db: sqlite3.Connection, query: str, limit: int, filters: Filters = NO_FILTERS,
+           terms: Sequence[QueryTerm] | None = None) -> list[tuple[str, float]]:
     """(chunk id, BM25 score, higher is better), best first: FTS5's ranking of ``match_expression``.
 
-    Filters apply inside: the top is taken among the rows that pass, never cut down after.
+    Filters apply inside: the top is taken among the rows that pass, never cut down after. ``terms``: the
+    query's, when the caller has read them already (``query_terms``).
     """
-    words = query_words(query)
-    if not words or limit < 1:
+    if not query_words(query) or limit < 1:
         return []
     rows = postings.rows(db)
     if rows is None:
         return _fts5_search(db, match_expression(query) or "", limit, filters)
-    terms = _terms(db, rows, words)
+    scoring = [t.scoring for t in (query_terms(db, query) if terms is None else terms) if len(t.rowids)]
     clauses, args = filters.sql()
     if filters.people:  # checking candidates against a person's chunks lists them all anyway: list them first
-        found, scores = bm25.top(terms, rows.norm, limit, _allowed(db, rows, clauses, args))
+        found, scores = bm25.top(scoring, rows.norm, limit, _allowed(db, rows, clauses, args))
     elif clauses:
-        found, scores = _filtered_top(db, rows, terms, limit, clauses, args)
+        found, scores = _filtered_top(db, rows, scoring, limit, clauses, args)
     else:
-        found, scores = bm25.top(terms, rows.norm, limit)
+        found, scores = bm25.top(scoring, rows.norm, limit)
     names = dict(db.execute("SELECT rowid, chunk_id FROM chunk_meta WHERE rowid IN (SELECT value FROM json_each(?))",
                             (json.dumps(found.tolist()),)))
     return [(names[r], float(s)) for r, s in zip(found.tolist(), scores.tolist(), strict=True)]
-
-
-def _terms(db: sqlite3.Connection, rows: postings.Rows, words: list[str]) -> list[bm25.Term]:
-    """The words as FTS5 would match them: one token reads our postings; a word FTS5 splits into a phrase
-    (``user_id``) is scored by FTS5 itself. Words that stem alike count once per word, as in FTS5."""
-    spelled: dict[tuple[str, ...], tuple[str, int]] = {}
-    for word, tokens in zip(words, postings.word_tokens(db, words), strict=True):
-        if tokens:
-            first, count = spelled.get(tokens, (word, 0))
-            spelled[tokens] = (first, count + 1)
-    terms = []
-    for tokens, (word, count) in spelled.items():
-        if len(tokens) == 1:
-            rowids, tfs = rows.postings(db, tokens[0])
-            if len(rowids):
-                terms.append(bm25.Term(rowids, bm25.idf(rows.count, len(rowids)) * count, tfs=tfs))
-        else:
-            found = db.execute("SELECT rowid, -bm25(chunk_text) FROM chunk_text WHERE chunk_text MATCH ? "
-                               "ORDER BY rowid", (f'"{word}"',)).fetchall()
-            if found:
-                rowids = np.array([r for r, _ in found], dtype=np.int64)
-                terms.append(bm25.Term(rowids, float(count), scores=np.array([s for _, s in found]) * count))
-    return terms
 
 
 def _filtered_top(db: sqlite3.Connection, rows: postings.Rows, terms: list[bm25.Term], limit: int,

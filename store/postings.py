@@ -136,24 +136,48 @@ def _load(db: sqlite3.Connection) -> Rows:
 # -- tokenising ------------------------------------------------------------------------------------------
 
 
+_WORD_TOKENS: dict[str, tuple[str, ...]] = {}  # the tokenizer never changes, so neither does a word's tokens
+WORDS_KEPT = 50_000
+
+
 def word_tokens(db: sqlite3.Connection, words: Sequence[str]) -> list[tuple[str, ...]]:
     """Each word's tokens as FTS5 makes them from a quoted word in a query (stemmed; none, one or more)."""
-    tokens: list[list[str]] = [[] for _ in words]
-    with _tokenised(db, list(enumerate(words))):
-        for doc, term in db.execute("SELECT doc, term FROM temp.kw_token_list ORDER BY doc, offset"):
-            tokens[doc].append(term)
-    return [tuple(t) for t in tokens]
+    known = {word: _WORD_TOKENS.get(word) for word in words}
+    new = [word for word, tokens in known.items() if tokens is None]
+    if new:
+        made: list[list[str]] = [[] for _ in new]
+        with _tokenised(db, list(enumerate(new))):
+            for doc, term in db.execute("SELECT doc, term FROM temp.kw_token_list ORDER BY doc, offset"):
+                made[doc].append(term)
+        known.update(zip(new, map(tuple, made), strict=True))
+        if len(_WORD_TOKENS) + len(new) > WORDS_KEPT:
+            _WORD_TOKENS.clear()
+        _WORD_TOKENS.update((word, known[word]) for word in new)
+    return [known[word] for word in words]
+
+
+_TEXT_TOKENS: dict[str, dict[str, tuple[int, ...]]] = {}  # a passage's tokens and their offsets, by its text
+TEXTS_KEPT = 2048  # about 15 kB each: the passages that come up again and again
 
 
 def positions(db: sqlite3.Connection, texts: Sequence[str], terms: Sequence[str]) -> list[list[tuple[int, str]]]:
-    """Where each of ``terms`` (tokens as the index has them) occurs in each text: (token offset, term), in order."""
-    found: list[list[tuple[int, str]]] = [[] for _ in texts]
-    marks = ",".join("?" * len(terms))
-    with _tokenised(db, list(enumerate(texts))):
-        for doc, term, offset in db.execute(f"SELECT doc, term, offset FROM temp.kw_token_list WHERE term IN "
-                                            f"({marks}) ORDER BY doc, offset", list(terms)):
-            found[doc].append((offset, term))
-    return found
+    """Where each of ``terms`` (tokens as the index has them) occurs in each text: (token offset, term), in order.
+
+    A text is tokenised once and remembered: the same passages come up for many searches.
+    """
+    offsets = [_TEXT_TOKENS.get(text) for text in texts]
+    new = [i for i, found in enumerate(offsets) if found is None]
+    if new:
+        made: list[dict[str, list[int]]] = [{} for _ in new]
+        with _tokenised(db, [(j, texts[i]) for j, i in enumerate(new)]):
+            for doc, term, offset in db.execute("SELECT doc, term, offset FROM temp.kw_token_list"):
+                made[doc].setdefault(term, []).append(offset)
+        if len(_TEXT_TOKENS) + len(new) > TEXTS_KEPT:
+            _TEXT_TOKENS.clear()
+        for j, i in enumerate(new):
+            offsets[i] = _TEXT_TOKENS[texts[i]] = {term: tuple(sorted(at)) for term, at in made[j].items()}
+    return [sorted((offset, term) for term in dict.fromkeys(terms) for offset in found.get(term, ()))
+            for found in offsets]
 
 
 class _tokenised:

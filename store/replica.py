@@ -20,13 +20,12 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from functools import cached_property
 from pathlib import Path
 
 from corpus.config import Config
 from store.chroma import ChunkStore, ModelInfo, open_client
 from store.publish import current_generation, hold, vectors_of
-from store.vectors import Matrix, load_matrix
+from store.vectors import Matrix, Stored, load_matrix, stored
 
 log = logging.getLogger(__name__)
 
@@ -142,11 +141,6 @@ class Snapshot:
                 self._connections.append(connection)
         return connection
 
-    @cached_property
-    def kept_vectors(self) -> bool:
-        """Whether the manifest holds its own copy of the vectors (a store written before that does not)."""
-        return self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'chunk_vectors'").fetchone() is not None
-
     @property
     def matrix(self) -> Matrix | None:
         """Every vector of a small store in memory (None for a large one), loaded by the first search."""
@@ -156,6 +150,14 @@ class Snapshot:
                 if self._matrix is _UNLOADED:
                     self._matrix = load_matrix(db)
         return self._matrix
+
+    def stored(self, chunk_ids: Sequence[str]) -> Stored:
+        """The chunks' own vectors: from memory for a small store, else from the manifest's copy; a chunk
+        without one (a store written before the copy) is left out."""
+        matrix = self.matrix
+        if matrix is not None:
+            return matrix.stored(chunk_ids)
+        return stored(self.db, chunk_ids)
 
     def acquire(self) -> bool:
         """Count a reader in; False once the snapshot is retired (the caller takes the newer one)."""

@@ -57,7 +57,7 @@ def _fused() -> list[tuple[str, float]]:
 
 def test_the_passage_holding_the_question_together_comes_first_in_its_document(db):
     fused = _fused()
-    reranked = rank.rerank(db, QUESTION, fused, _rows)
+    reranked = rank.rerank(db, keyword.query_terms(db, QUESTION), fused, _rows)
     assert reranked[0][0] == "benefits:3"
     # which documents come first stays the fusion's call: the other document keeps its place, scores their order
     assert reranked[2] == fused[2]
@@ -69,12 +69,12 @@ def test_the_passage_holding_the_question_together_comes_first_in_its_document(d
 def test_passages_below_the_head_keep_their_places(db, monkeypatch):
     monkeypatch.setattr(rank, "DEPTH", 3)
     fused = _fused()
-    assert rank.rerank(db, QUESTION, fused, _rows)[3:] == fused[3:]
+    assert rank.rerank(db, keyword.query_terms(db, QUESTION), fused, _rows)[3:] == fused[3:]
 
 
 def test_a_query_without_indexed_words_leaves_the_order(db):
     fused = _fused()
-    assert rank.rerank(db, "zzzunknown", fused, _rows) == fused
+    assert rank.rerank(db, keyword.query_terms(db, "zzzunknown"), fused, _rows) == fused
 
 
 def test_window_weight_counts_each_term_once_within_the_window():
@@ -93,11 +93,12 @@ def test_scores_are_fused_not_ranks(db):
     cosines = {"other0:0": 0.9, "other1:0": 0.5, "other2:0": 0.45}
     with db:
         vectors.write(db, list(cosines), np.array([[c, (1 - c * c) ** 0.5] for c in cosines.values()]))
-    fused = rank.fuse(db, query, ["other0:0", "other1:0", "other2:0"], [("other1:0", 10.0), ("other0:0", 9.5)])
+    fused = rank.fuse(lambda ids: vectors.stored(db, ids), query, ["other0:0", "other1:0", "other2:0"],
+                      [("other1:0", 10.0), ("other0:0", 9.5)])
     assert [c for c, _ in fused] == ["other0:0", "other1:0", "other2:0"]
     assert fused[0][1] == pytest.approx(0.4 * 1.0 + 0.6 * 0.95)
     assert fused[2][1] == 0.0
 
 
 def test_a_store_without_its_own_vectors_is_fused_by_rank(db):
-    assert rank.fuse(db, np.ones(2), ["other0:0"], [("other0:0", 1.0)]) is None
+    assert rank.fuse(lambda ids: vectors.stored(db, ids), np.ones(2), ["other0:0"], [("other0:0", 1.0)]) is None

@@ -21,6 +21,7 @@ from server.check import check
 from server.mcp_server import SearchResult, render_hits
 from server.questions import Question
 from server.search import Searcher
+from store import keyword
 from tests.conftest import docs_source, shared, write_config
 
 ANSWERABLE = "Who has to approve my travel before I book a trip?"
@@ -63,7 +64,7 @@ def test_the_verdict_rises_with_closeness_and_with_the_words_held():
 
 
 def share(db, query: str, rowids: list[int]) -> np.ndarray:
-    weights, held = relevance.words(db, query, rowids)
+    weights, held = relevance.words(keyword.query_terms(db, query), np.array(rowids))
     return weights @ held / weights.sum()
 
 
