@@ -8,12 +8,13 @@ PY     := $(VENV)/bin/python
 WHEELS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 QUERY  ?= how does the on-call hand-off work?
 
-.PHONY: setup demo test lint bench tools
+.PHONY: setup demo test test-fast lint bench tools
 
-$(VENV)/.installed: pyproject.toml shims/en_core_web_sm/pyproject.toml
+$(VENV)/.installed: pyproject.toml shims/en_core_web_sm/pyproject.toml shims/webrtcvad/pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet $(WHEELS) --config-settings editable_mode=compat -e '.[test]' ./shims/en_core_web_sm
+	$(PY) -m pip install --quiet $(WHEELS) --config-settings editable_mode=compat -e '.[test]' ./shims/en_core_web_sm \
+	  ./shims/webrtcvad
 	touch $@
 
 setup: $(VENV)/.installed
@@ -26,15 +27,22 @@ test: setup
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
-# Optional system tools, used when installed: Tesseract reads scanned PDFs, LibreOffice legacy .doc/.ppt.
-# Debian/Ubuntu as root; skipped when both are there already.
-TOOLS := tesseract-ocr tesseract-ocr-eng libreoffice-writer-nogui libreoffice-impress-nogui
+# The edit loop: no subprocess servers, no Whisper, no BEIR or long evaluations (tests marked slow), on every core.
+test-fast: setup
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q -m "not slow" -n auto --dist loadfile
+
+# Optional system tools, used when installed: Tesseract reads scanned PDFs, LibreOffice legacy .doc/.ppt,
+# Chromium is the browser tests/test_web.py drives. Debian/Ubuntu as root; skipped when all are there already.
+TOOLS := tesseract-ocr tesseract-ocr-eng libreoffice-writer-nogui libreoffice-impress-nogui chromium
 tools:
-	@command -v tesseract >/dev/null && command -v soffice >/dev/null || { apt-get update -qq && \
+	@command -v tesseract >/dev/null && command -v soffice >/dev/null && command -v chromium >/dev/null || \
+	  { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TOOLS) >/dev/null; }
 
 bench: setup
 	$(PY) bench/ingest_throughput.py
 	$(PY) bench/transcription.py
+	$(PY) bench/diarization.py
 	$(PY) bench/questions_eval.py
 	$(PY) bench/qmsum_eval.py

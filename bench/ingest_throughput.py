@@ -60,7 +60,7 @@ def status(config: Path) -> tuple[int, int, float]:
     """Documents, chunks and the last run's pipeline seconds (model loading excluded)."""
     st = json.loads(cli(config, "status", "--json")[0])
     source = next(s for s in st["sources"] if s["name"] == "bench")
-    return source["documents"], source["chunks"], float(st["last_run"][2]["seconds"])
+    return source["documents"], source["chunks"], float(st["last_run"]["summary"]["seconds"])
 
 
 def copy_half(docs: Path, target: Path) -> None:

@@ -73,7 +73,8 @@ def main() -> None:
     clips = [c for c in CLIPS if (AUDIO / c).exists()]
     workdir = Path(tempfile.mkdtemp(prefix="bench-transcription-"))
 
-    probe = MeetingsConnector(Settings(name="bench", kind="meetings", path=AUDIO), ConnectorContext())
+    # Transcription alone: speaker turns (and the word timing they need) are bench/diarization.py's.
+    probe = MeetingsConnector(Settings(name="bench", kind="meetings", path=AUDIO, diarize=False), ConnectorContext())
     model, options = probe.transcriber.model, probe.transcriber.options  # the very object load() uses
     transcribe = model.transcribe
     inside = [0.0]  # seconds spent in faster-whisper during the current ours() run
@@ -99,7 +100,7 @@ def main() -> None:
 
     def ours(path: Path, run: int) -> tuple[float, float, str]:
         # a fresh cache folder per run: the cache must miss, or this would time a JSON read
-        meetings = MeetingsConnector(Settings(name="bench", kind="meetings", path=path.parent),
+        meetings = MeetingsConnector(Settings(name="bench", kind="meetings", path=path.parent, diarize=False),
                                      ConnectorContext(workdir=workdir / str(run)))
         stat = path.stat()
         item = Item(path.name, f"{stat.st_size}:{stat.st_mtime_ns}", path)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from connectors.base import Connector, ConnectorContext
 from corpus.config import Config, SourceSettings, parse_config
+from corpus.config_errors import unknown_name
 from corpus.errors import ConfigError
 
 # kind -> module; each module defines ``Settings`` (its corpus.toml options) and ``connector(settings, context)``.
@@ -16,11 +17,13 @@ REGISTRY: dict[str, str] = {
     "slack": "connectors.slack",
     "meetings": "connectors.meetings",
 }
+INTERNAL_KINDS = frozenset({"beir"})  # written by `corpus eval` into its own throwaway config; not for users
+USER_KINDS = tuple(sorted(REGISTRY.keys() - INTERNAL_KINDS))
 
 
 def _module(kind: object):
-    if kind not in REGISTRY:
-        raise ConfigError(f"unknown kind {kind!r}; known kinds: {', '.join(sorted(REGISTRY))}")
+    if not isinstance(kind, str) or kind not in REGISTRY:
+        raise ConfigError(unknown_name("kind", kind, USER_KINDS))
     return importlib.import_module(REGISTRY[kind])
 
 

@@ -6,6 +6,7 @@ import errno
 import fnmatch
 import hashlib
 import os
+import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,7 +100,7 @@ class _Walk:
             if entry.name.startswith("."):
                 continue
             if entry.is_dir(follow_symlinks=False):
-                if not any(_match(rel + "/", g) for g in self.exclude):
+                if not any(_match(rel, g) or _match(rel + "/", g) for g in self.exclude):  # "drafts" as "drafts/**"
                     yield from self.subfolder(Path(entry.path), rel)
             elif self.wanted(rel) and (item := self.file(entry, rel)) is not None:
                 yield item
@@ -168,3 +169,12 @@ def file_digest(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """``text`` into ``path`` through a temporary file and a rename, so a crash leaves the old file or the new
+    one, never half of one (the transcript and speaker caches)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

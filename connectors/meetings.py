@@ -20,10 +20,11 @@ from typing import Literal, NamedTuple
 
 from pydantic import Field, field_validator
 
-from connectors import dates, meeting_notes, transcripts
+from connectors import dates, meeting_notes, speaker_names, transcripts
+from connectors import diarize as diarization
 from connectors.base import ConnectorContext, Skipped, file_digest, walk_files
 from connectors.transcripts import Segment, Transcript
-from connectors.whisper import PACKAGED, Transcriber
+from connectors.whisper import PACKAGED, Transcriber, Transcription
 from corpus.config import SourceSettings
 from corpus.errors import ItemError
 from corpus.records import Block, Citation, Document, Item, Locator, document_id
@@ -49,11 +50,32 @@ class Settings(SourceSettings):
     beam_size: int = Field(default=5, ge=1, le=20)
     recording_url: str | None = Field(default=None, description="where each meeting's recording plays, with "
                                       "{path} or {path_noext}; citations add ?t=<seconds>")
+    diarize: bool = Field(default=diarization.AVAILABLE, description="speaker turns for recordings without a "
+                          "transcript; on by default when resemblyzer is installed")
+    speaker_threshold: float = Field(default=diarization.THRESHOLD, gt=0, lt=2, description="how unlike two "
+                                     "voices must be to count as two speakers: higher finds fewer")
+    speakers: dict[str, dict[str, str]] = Field(default_factory=dict, description='names per recording, '
+                                                'e.g. {"call.wav" = {"Speaker 1" = "Ann Lee"}}')
 
     @field_validator("recording_url")
     @classmethod
     def _recording_template(cls, value: str | None) -> str | None:
         return value if value is None else check_template(value)
+
+    @field_validator("diarize")
+    @classmethod
+    def _diarizer_installed(cls, value: bool) -> bool:
+        if value and not diarization.AVAILABLE:
+            raise ValueError("needs resemblyzer (pip install resemblyzer), or set diarize = false")
+        return value
+
+    @field_validator("speakers")
+    @classmethod
+    def _speaker_labels(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        try:
+            return {path: speaker_names.checked(names, path) for path, names in value.items()}
+        except ItemError as exc:
+            raise ValueError(str(exc)) from None
 
 
 def connector(settings: Settings, context: ConnectorContext | None = None) -> MeetingsConnector:
@@ -68,8 +90,14 @@ class MeetingsConnector:
             settings.whisper_model, None if settings.language == "auto" else settings.language, settings.device,
             settings.compute_type, settings.beam_size,
             cache_dir=context.workdir / "transcripts" if context.workdir else None,
-            note=self.note,
+            note=self.note, word_timestamps=settings.diarize,
         )
+        self.diarizer = diarization.Diarizer(
+            self.transcriber.key, settings.speaker_threshold,
+            cache_dir=context.workdir / "speakers" if context.workdir else None, note=self.note,
+        ) if settings.diarize else None
+        # What shapes a recording's words and speakers: part of its stamp and digest, so a change reloads it.
+        self.words_key = self.transcriber.key + (f"+{self.diarizer.key}" if self.diarizer else "")
         self.git = dates.GitDates(settings.path)
         self._listings: dict[Path, tuple[int, list[_File]]] = {}  # folder: (its mtime, what _listing found)
 
@@ -87,10 +115,9 @@ class MeetingsConnector:
             if _is_media(item.path) and not isinstance(item, Skipped):
                 # What the meeting's words come from is part of the stamp: the sidecar transcript and
                 # the transcription settings, so changing either reloads the meeting.
-                sidecar = self._sidecar(item.path)
-                stat = sidecar.stat() if sidecar else None
-                extra = f"+{stat.st_size}:{stat.st_mtime_ns}" if stat else ""
-                item = Item(item.native_id, f"{item.stamp}{extra}+{self.transcriber.key}", item.path)
+                extra = "".join(f"+{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
+                                for p in (self._sidecar(item.path), self._names_file(item.path)) if p)
+                item = Item(item.native_id, f"{item.stamp}{extra}+{self.words_key}", item.path)
             elif meeting_notes.role(item.path) and not isinstance(item, Skipped):
                 # Notes and chat take their meeting's title and date: its files are part of the stamp.
                 others = "".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns};"
@@ -104,11 +131,11 @@ class MeetingsConnector:
             return _beside_digest(item.path, self._meeting(item.path))
         if not _is_media(item.path):
             return file_digest(item.path)
-        return self._media_digest(file_digest(item.path), self._sidecar(item.path))
+        return self._media_digest(file_digest(item.path), item.path)
 
-    def _media_digest(self, audio_hash: str, sidecar: Path | None) -> str:
-        extra = f"+{file_digest(sidecar)}" if sidecar else ""
-        return hashlib.sha256(f"{audio_hash}{extra}+{self.transcriber.key}".encode()).hexdigest()
+    def _media_digest(self, audio_hash: str, recording: Path) -> str:
+        extra = "".join(f"+{file_digest(p)}" for p in (self._sidecar(recording), self._names_file(recording)) if p)
+        return hashlib.sha256(f"{audio_hash}{extra}+{self.words_key}".encode()).hexdigest()
 
     def load(self, item: Item) -> Document:
         path = item.path
@@ -133,8 +160,26 @@ class MeetingsConnector:
             if not result.segments:
                 seconds = f"{result.duration:.1f}" if result.duration < 10 else f"{result.duration:.0f}"
                 raise ItemError(f"no speech found in {seconds} s of audio (silence or noise only)")
-            transcript = Transcript(result.segments)
-        return self._document(item, transcript, self._media_digest(audio_hash, sidecar))
+            transcript = Transcript(self._speakers(item, audio_hash, result))
+        return self._document(item, transcript, self._media_digest(audio_hash, path))
+
+    def _speakers(self, item: Item, audio_hash: str, result: Transcription) -> list[Segment]:
+        """The transcription cut into speaker turns and named where names are known; as it is without diarization."""
+        if self.diarizer is None:
+            return result.segments
+        turns = self.diarizer.split(item.path, audio_hash, item.native_id, result.segments, result.duration)
+        names = self._names(item)
+        return [replace(t, speaker=names.get(t.speaker, t.speaker)) for t in turns]
+
+    def _names(self, item: Item) -> dict[str, str]:
+        """Names for a recording's speaker labels: its ``.speakers.toml``, over the source's ``speakers`` entry."""
+        named = self.settings.speakers.get(item.native_id, {})
+        names_file = self._names_file(item.path)
+        return {**named, **speaker_names.read(names_file)} if names_file else named
+
+    def _names_file(self, recording: Path) -> Path | None:
+        candidate = speaker_names.sidecar(recording)
+        return candidate if self.diarizer and candidate.is_file() and self._inside(candidate) else None
 
     def _sidecar(self, recording: Path) -> Path | None:
         """The transcript beside a recording; one linked from outside the source counts only when allowed."""

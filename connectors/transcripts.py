@@ -24,6 +24,7 @@ class Segment:
     end: float
     text: str
     speaker: str | None = None
+    words: tuple[tuple[float, float], ...] = ()  # (start, end) of each word of ``text``, when Whisper timed them
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from connectors.base import write_atomically
 from connectors.transcripts import Segment
 from corpus.errors import ConfigError, ItemError
 from corpus.redact import redact
@@ -62,7 +63,7 @@ class Transcription:
 class Transcriber:
     def __init__(self, model: str = PACKAGED, language: str | None = "en", device: str = "auto",
                  compute_type: str | None = None, beam_size: int = 5, cache_dir: Path | None = None,
-                 note: Callable[[str], None] | None = None):
+                 note: Callable[[str], None] | None = None, word_timestamps: bool = False):
         self.model_name = model
         self.device = device
         self.compute_type = compute_type or ("int8" if _resolve_device(device) == "cpu" else "float16")
@@ -79,6 +80,8 @@ class Transcriber:
             "compression_ratio_threshold": MAX_COMPRESSION,  # repetition loops compress well: redone hotter
             "log_prob_threshold": -1.0,
         }
+        if word_timestamps:  # diarization gives each word its speaker; off, the key stays what it was
+            self.options["word_timestamps"] = True
         identity = {"model": _model_identity(model), "compute_type": self.compute_type, "filter": FILTER_VERSION,
                     **self.options}
         self.key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
@@ -106,7 +109,10 @@ class Transcriber:
             last_note = started
             for segment in segments:
                 if _keep(segment) and not _loops(kept, segment.text):
-                    kept.append(Segment(round(segment.start, 2), round(segment.end, 2), segment.text.strip()))
+                    words = tuple((round(w.start, 2), round(w.end, 2)) for w in segment.words or ())
+                    # masked as the cache keeps it, so a first run and a cached one cut turns alike
+                    kept.append(Segment(round(segment.start, 2), round(segment.end, 2),
+                                        redact(segment.text.strip()), words=words))
                 if time.monotonic() - last_note >= PROGRESS_SECONDS:
                     last_note = time.monotonic()
                     self.note(f"{label}: {segment.end / 60:.1f}/{info.duration / 60:.1f} min of audio, "
@@ -139,7 +145,8 @@ class Transcriber:
             return None
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            return Transcription([Segment(*s) for s in data["segments"]], float(data["duration"]))
+            return Transcription([Segment(*s[:3], words=tuple(map(tuple, s[3])) if len(s) > 3 else ())
+                                  for s in data["segments"]], float(data["duration"]))
         except (OSError, ValueError, KeyError, TypeError):
             return None  # unreadable entry: transcribe again and overwrite it
 
@@ -147,13 +154,11 @@ class Transcriber:
         path = self._cache_file(content_hash)
         if path is None:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
         # The cache sits in the store folder: what was said is kept with its secrets masked, like the store.
         data = {"model": self.model_name, "duration": result.duration,
-                "segments": [[s.start, s.end, redact(s.text)] for s in result.segments]}
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, path)
+                "segments": [[s.start, s.end, redact(s.text), *([s.words] if s.words else [])]
+                             for s in result.segments]}
+        write_atomically(path, json.dumps(data, ensure_ascii=False))
 
 
 def _keep(segment) -> bool:

@@ -6,11 +6,12 @@ import re
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from corpus import DEFAULT_CONFIG
+from corpus.config_errors import Problems
 from corpus.errors import ConfigError
 from corpus.urls import check_template
 
@@ -74,6 +75,8 @@ class ServerSettings(Strict):
     query_cache: int = Field(default=4096, ge=0, le=1_000_000,
                              description="query vectors a server keeps for repeated questions; 0 turns it off")
     tokens: tuple[TokenSettings, ...] = ()
+    question_files: tuple[Path, ...] = Field(default=(), description="question files (.md, .yaml, .toml) the web "
+                                             "page offers for an onboarding check; relative to the config file")
     header_timeout: float = Field(default=10.0, gt=0, le=300,
                                   description="seconds a client may take to send a request's headers")
     idle: float = Field(default=600.0, gt=0, description="seconds the engine that stdio sessions share stays "
@@ -94,6 +97,13 @@ class ClaudeSettings(Strict):
                               description="tokens (input, cached, output) per run; then offline")
     input_price: float = Field(default=1.0, ge=0, description="USD per million input tokens, for cost estimates")
     output_price: float = Field(default=5.0, ge=0, description="USD per million output tokens")
+
+
+class FeedbackSettings(Strict):
+    """The question log `corpus gaps` learns from: every search and reported gap, kept in the store folder."""
+
+    log: bool = Field(default=True, description="record searches and report_gap calls")
+    retention_days: int = Field(default=90, ge=1, le=3650, description="entries older than this are deleted")
 
 
 class SourceSettings(Strict):
@@ -131,6 +141,7 @@ class Config(Strict):
     ingest: IngestSettings = IngestSettings()
     server: ServerSettings = ServerSettings()
     claude: ClaudeSettings = ClaudeSettings()
+    feedback: FeedbackSettings = FeedbackSettings()
     sources: tuple[SourceSettings, ...] = ()
 
     @property
@@ -166,90 +177,62 @@ def parse_config(path: Path | None, settings_model: Callable[[object], type[Sour
         raise ConfigError(f"{path}: invalid TOML: arrays or tables nested too deeply to read") from None
 
     root = path.resolve().parent
+    problems = Problems(path, text)
     raw_sources = raw.pop("sources", [])
     if not isinstance(raw_sources, list):
-        raise ConfigError(f"{path}: 'sources' must be an array of tables ([[sources]])")
-    sources = []
+        problems.add(("sources",), "must be an array of tables ([[sources]])")
+        raw_sources = []
+    sources: dict[int, SourceSettings] = {}  # by their place in the file
     for index, entry in enumerate(raw_sources):
         where = ("sources", index)
         if not isinstance(entry, dict):
-            raise ConfigError(f"{path}: sources[{index}] must be a table")
+            problems.add(where, "must be a table")
+            continue
         try:
             model = settings_model(entry.get("kind"))
         except ConfigError as exc:
-            raise ConfigError(f"{path}:{_line_of(text, (*where, 'kind'))}: sources[{index}].kind: {exc}") from None
+            problems.add((*where, "kind"), str(exc))
+            continue
         try:
             source = model.model_validate(entry)
         except ValidationError as exc:
-            raise _config_error(path, text, exc, where) from None
+            problems.add_validation(exc, model, where)
+            continue
         if not source.path.is_absolute():
             source = source.model_copy(update={"path": root / source.path})
         if not source.path.exists():
-            line = _line_of(text, (*where, "path"))
-            raise ConfigError(f"{path}:{line}: sources[{index}].path: {source.path} does not exist")
-        sources.append(source)
+            problems.add((*where, "path"), f"{source.path} does not exist")
+        sources[index] = source
 
-    names = [s.name for s in sources]
-    duplicated = sorted({n for n in names if names.count(n) > 1})
-    if duplicated:
-        raise ConfigError(f"{path}: source names must be unique; repeated: {', '.join(duplicated)}")
+    seen: set[str] = set()
+    for index, source in sources.items():
+        if source.name in seen:
+            problems.add(("sources", index, "name"), f"source names must be unique; repeated: {source.name}")
+        seen.add(source.name)
     try:
-        config = Config.model_validate({**raw, "root": root, "sources": tuple(sources)})
+        config = Config.model_validate({**raw, "root": root, "sources": tuple(sources.values())})
     except ValidationError as exc:
-        raise _config_error(path, text, exc, ()) from None
-    _check_token_envs(path, text, config.server.tokens)
-    _check_store_path(path, text, config.store_path)
+        problems.add_validation(exc, Config)
+    else:
+        _check_token_envs(problems, config.server.tokens)
+        _check_store_path(problems, config.store_path)
+    problems.raise_if_any()  # always raises when the config did not validate
     return config
 
 
-def _check_token_envs(path: Path, text: str, tokens: tuple[TokenSettings, ...]) -> None:
+def _check_token_envs(problems: Problems, tokens: tuple[TokenSettings, ...]) -> None:
     """Two tokens reading one variable would be one secret with two sets of groups: which one holds is luck."""
     owner: dict[str, str] = {}
     for index, token in enumerate(tokens):
         if token.env in owner:
-            line = _line_of(text, ("server", "tokens", index, "env"))
-            raise ConfigError(f"{path}:{line}: server.tokens[{index}].env: {token.env} is already the variable of "
-                              f"token {owner[token.env]!r}; give each token its own environment variable")
+            problems.add(("server", "tokens", index, "env"), f"{token.env} is already the variable of token "
+                         f"{owner[token.env]!r}; give each token its own environment variable")
         owner[token.env] = token.name
 
 
-def _check_store_path(path: Path, text: str, store: Path) -> None:
+def _check_store_path(problems: Problems, store: Path) -> None:
     """The store folder (or the nearest part of its path that exists) must be a folder."""
     existing = next(p for p in (store, *store.parents) if p.exists())
     if not existing.is_dir():
-        line = _line_of(text, ("corpus", "path"))
-        raise ConfigError(f"{path}:{line}: corpus.path: {existing} is a file, not a folder; point corpus.path at "
-                          "a folder (it is created when missing)")
-
-
-def _config_error(path: Path, text: str, exc: ValidationError, prefix: tuple) -> ConfigError:
-    first = exc.errors()[0]
-    loc = (*prefix, *first["loc"])
-    key = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
-    message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
-    return ConfigError(f"{path}:{_line_of(text, loc)}: {key}: {message}")
-
-
-def _line_of(text: str, loc: tuple[Any, ...]) -> int | str:
-    """Best-effort line number of a key given as a pydantic location, for error messages."""
-    table: list[str] = []
-    counts: dict[str, int] = {}
-    want_table = [str(p) for p in loc[:-1] if not isinstance(p, int)]
-    want_index = next((p for p in loc if isinstance(p, int)), None)
-    key = str(loc[-1]) if loc else ""
-    table_line: int | str = "?"
-    for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        header = re.fullmatch(r"\[\[?\s*([\w.-]+)\s*\]\]?", stripped)
-        if header:
-            table = header.group(1).split(".")
-            if stripped.startswith("[["):
-                counts[header.group(1)] = counts.get(header.group(1), -1) + 1
-            in_table = table == want_table and (want_index is None or counts[".".join(table)] == want_index)
-            if in_table:
-                table_line = number
-            continue
-        index_ok = want_index is None or counts.get(".".join(table), -1) == want_index
-        if table == want_table and index_ok and re.match(rf"{re.escape(key)}\s*=", stripped):
-            return number
-    return table_line
+        problems.add(("corpus", "path"), f"{existing} is a file, not a folder; point corpus.path at a folder "
+                     "(it is created when missing)")

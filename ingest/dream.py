@@ -15,7 +15,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,6 +24,7 @@ import numpy as np
 from corpus.claude import Claude
 from corpus.config import Config
 from corpus.errors import CorpusError
+from corpus.times import iso
 from ingest.embedder import Embedder
 from ingest.judge import Passage, Verdict, judge_offline, judge_with_claude
 from store import annotations
@@ -115,6 +116,15 @@ def summary_counts(result: DreamResult) -> dict:
             "duplicates": result.count("duplicate"), "conflicts": result.count("conflict"),
             "superseded": result.count("superseded"), "still_active": result.earlier(),
             "withdrawn": result.withdrawn, "mode": result.mode}
+
+
+def as_json(result: DreamResult) -> dict:
+    """The `corpus dream --json` shape (docs/json.md): the counts, then this pass's findings; times in ISO 8601."""
+    def passage(p: Passage) -> dict:
+        return {**asdict(p), "updated": iso(p.updated)}
+
+    return {**summary_counts(result), "seconds": round(result.seconds, 3), "since": iso(result.since),
+            "findings": [{**asdict(f), "a": passage(f.a), "b": passage(f.b)} for f in result.findings]}
 
 
 def _candidates(store: ChunkStore, doc_ids: list[str], result: DreamResult) -> list[tuple]:

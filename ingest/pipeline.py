@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 # small so the encoder starts while the loader is still warming up.
 EMBED_BATCH_CHUNKS = 1024
 FIRST_BATCH_CHUNKS = 128
+LISTING_KEYS = ("include", "exclude")  # source options that choose files, not how a file is read
+NOT_RETRIED = "unchanged since it failed; not retried"  # said of a recorded failure the run did not read again
 
 
 @dataclass
@@ -44,6 +46,7 @@ class SourceStats:
     error: str | None = None  # the source could not be listed at all
     redacted: int = 0  # distinct secret values masked, summed over documents
     failures: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0  # wall time of this source's listing, reading, embedding and writing
 
 
 @dataclass
@@ -68,13 +71,18 @@ class RunResult:
 
 
 def ingest(config: Config, names: list[str] | None = None, full: bool = False,
-           embedder: Embedder | None = None, progress: Progress | None = None) -> RunResult:
-    """Bring the store in line with the sources named (all by default)."""
+           embedder: Embedder | None = None, progress: Progress | None = None,
+           retry_failed: bool = False) -> RunResult:
+    """Bring the store in line with the sources named (all by default).
+
+    ``retry_failed`` reads again items whose failure is recorded even when they have not changed (a converter
+    installed since, a bug fixed); otherwise such an item is reported, not read."""
     selected = [config.source(n) for n in names] if names else list(config.sources)
     progress = progress or Progress()
     embedder = embedder or Embedder(config.embedding.model, config.embedding.device, config.embedding.batch_size)
     with writing(config, embedder, rebuild=full and not names, note=progress.note) as writer:
-        return Run(config, writer, embedder, progress).execute(selected, full=full, prune=not names)
+        return Run(config, writer, embedder, progress).execute(selected, full=full, prune=not names,
+                                                               retry_failed=retry_failed)
 
 
 class Run:
@@ -111,7 +119,7 @@ class Run:
         return Contextualizer(self.claude, self.config.store_path / "contexts.sqlite", self.chunker.measure,
                               self.embedder.max_tokens)
 
-    def execute(self, sources: list[SourceSettings], full: bool, prune: bool) -> RunResult:
+    def execute(self, sources: list[SourceSettings], full: bool, prune: bool, retry_failed: bool = False) -> RunResult:
         started = time.monotonic()
         run_id = self.manifest.start_run()
         self.recover()
@@ -119,11 +127,13 @@ class Run:
         if prune:
             result.removed_sources = self.prune_sources({s.name for s in sources})
         for source in sources:
+            source_started = time.monotonic()
             if full:
                 self._changing()
                 self.store.delete_source(source.name)
                 self.manifest.drop_source(source.name)
-            result.sources[source.name] = self.ingest_source(source)
+            stats = result.sources[source.name] = self.ingest_source(source, retry_failed)
+            stats.seconds = round(time.monotonic() - source_started, 3)
         if self.claude is not None:
             result.contextual, result.claude_usage = self._contextual_summary()
         result.seconds = time.monotonic() - started
@@ -162,7 +172,7 @@ class Run:
                 removed[source] = documents
         return removed
 
-    def ingest_source(self, source: SourceSettings) -> SourceStats:
+    def ingest_source(self, source: SourceSettings, retry_failed: bool = False) -> SourceStats:
         stats = SourceStats()
         known = self.manifest.entries(source.name)
         try:
@@ -183,7 +193,8 @@ class Run:
             known_stamps = {}
         else:
             known_stamps = {native_id: entry.stamp for native_id, entry in known.items()}
-        failed_before = {} if reread else {nid: stamp for _, nid, _, stamp in self.manifest.failures(source.name)}
+        failed_before = {} if reread or retry_failed else \
+            {f.native_id: f.stamp for f in self.manifest.failures(source.name)}
         seen: set[str] = set()
         todo: list[Item] = []
         skipped = [item for item in listed if isinstance(item, Skipped)]
@@ -212,9 +223,9 @@ class Run:
         if todo:
             self._load_and_write(source, connector, todo, known, stats)
         retried = {native_id for native_id, _ in stats.failures}
-        for _, native_id, reason, _ in self.manifest.failures(source.name):
-            if native_id not in retried:
-                stats.failures.append((native_id, f"{reason} (unchanged since it failed; not retried)"))
+        for failure in self.manifest.failures(source.name):
+            if failure.native_id not in retried:
+                stats.failures.append((failure.native_id, f"{failure.reason} ({NOT_RETRIED})"))
         self.manifest.record_settings(source.name, fingerprint)
         return stats
 
@@ -226,8 +237,9 @@ class Run:
         refine = self.contextualizer.apply if self.contextualizer is not None else None
         try:
             for loaded in load_in_background(connector, self.chunker, todo, refine=refine):
+                self.progress.advance(1, 0)  # each item as it is read: slow items (recordings) move the bar too
                 if loaded.error is not None:
-                    self._failed(source, loaded.item, loaded.error, stats)
+                    self._report(source, loaded.item, loaded.error, stats)
                     continue
                 batch.append(loaded)
                 if sum(len(b.chunks) for b in batch) >= threshold:
@@ -236,10 +248,6 @@ class Run:
             self._write(batch, known, stats)
         finally:
             self.progress.stop()
-
-    def _failed(self, source: SourceSettings, item: Item, reason: str, stats: SourceStats) -> None:
-        self._report(source, item, reason, stats)
-        self.progress.advance(1, 0)
 
     def _report(self, source: SourceSettings, item: Item, reason: str, stats: SourceStats) -> None:
         stats.failed += 1
@@ -267,7 +275,7 @@ class Run:
                 stats.added += 1
         self.store.delete_ids(stale)
         self.manifest.commit([(b.document, b.chunks, b.item.stamp) for b in batch], vectors)
-        self.progress.advance(len(batch), sum(len(b.chunks) for b in batch))
+        self.progress.advance(0, sum(len(b.chunks) for b in batch))
 
     def _delete(self, doc_id: str) -> None:
         self._changing()
@@ -277,8 +285,12 @@ class Run:
 
 
 def settings_fingerprint(source: SourceSettings) -> str:
-    """What a source's stored documents were read under: when it changes, each is read again."""
-    return hashlib.sha256(source.model_dump_json().encode()).hexdigest()[:16]
+    """What a source's stored documents were read under: when it changes, each is read again.
+
+    Which files are listed (``include``, ``exclude``) is left out: a file newly excluded leaves the corpus and
+    one newly included enters it on the next ingest, without reading every other file again."""
+    listing = {key: type(source).model_fields[key].default for key in LISTING_KEYS if key in type(source).model_fields}
+    return hashlib.sha256(source.model_copy(update=listing).model_dump_json().encode()).hexdigest()[:16]
 
 
 def _kept(known: dict, skipped: list[Skipped]) -> set[str]:

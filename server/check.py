@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from corpus.claude import Claude
 from corpus.errors import CorpusError
 from server import relevance
+from server.asked import Asker
 from server.questions import Question
 from server.search import Hit, Searcher
 from store import keyword
@@ -99,10 +100,11 @@ class CheckResult:
 
 
 def check(searcher: Searcher, questions: list[Question], claude: Claude, depth: int = DEPTH,
-          filters: Filters | None = None) -> CheckResult:
-    """``filters`` carries an HTTP caller's access groups: a check sees only what its caller may read."""
+          filters: Filters | None = None, asker: Asker | None = None) -> CheckResult:
+    """``filters`` carries an HTTP caller's access groups: a check sees only what its caller may read; each
+    question is logged as asked by ``asker``."""
     filters = filters or Filters()
-    gathered = [(q, *gather(searcher, q, depth, filters)) for q in questions]
+    gathered = [(q, *gather(searcher, q, depth, filters, asker)) for q in questions]
     outcomes = claude.map(lambda found: judge(claude, *found), gathered)
     mode = claude.mode if claude.available or claude.usage.calls else \
         f"{claude.mode}: retrieval evidence only; read the cited passages to confirm"
@@ -117,11 +119,11 @@ def only_sources(chosen: Sequence[str], known: Sequence[str]) -> Filters:
     return Filters(sources=tuple(dict.fromkeys(chosen)))
 
 
-def gather(searcher: Searcher, question: Question, depth: int = DEPTH,
-           filters: Filters | None = None) -> tuple[list[Evidence], relevance.Verdict]:
+def gather(searcher: Searcher, question: Question, depth: int = DEPTH, filters: Filters | None = None,
+           asker: Asker | None = None) -> tuple[list[Evidence], relevance.Verdict]:
     """The top passages for a question, each with its signals, and search's verdict on them."""
     filters = filters or Filters()
-    found = searcher.find(question.text, limit=max(depth, relevance.VERDICT_DEPTH), filters=filters)
+    found = searcher.find(question.text, limit=max(depth, relevance.VERDICT_DEPTH), filters=filters, asker=asker)
     hits = found.hits[:depth]  # the verdict reads as many hits as at search, whatever the depth
     if not hits:
         return [], found.answer_in_corpus

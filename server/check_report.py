@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from server.check import FOUND_BY, CheckResult, Evidence, Outcome, closeness
+from server.gaps import Gaps
 
 ORDER = {"missing": 0, "partly": 1, "answered": 2}
 SHOWN = 3  # passages shown per question
@@ -38,18 +39,19 @@ def _scope(result: CheckResult) -> str:
     return f"sources {', '.join(result.sources)} only" if result.sources else "all sources"
 
 
-def write_report(result: CheckResult, path: Path, title: str) -> None:
-    """Markdown, or HTML when the file name ends in .html/.htm."""
+def write_report(result: CheckResult, path: Path, title: str, gaps: Gaps | None = None) -> None:
+    """Markdown, or HTML when the file name ends in .html/.htm; ``gaps``, the question log's themes, add a
+    section "asked but not answered"."""
     path.parent.mkdir(parents=True, exist_ok=True)
     render = to_html if path.suffix.lower() in (".html", ".htm") else to_markdown
-    path.write_text(render(result, title), encoding="utf-8")
+    path.write_text(render(result, title, gaps), encoding="utf-8")
 
 
 def _ordered(result: CheckResult) -> list[Outcome]:
     return sorted(result.outcomes, key=lambda o: ORDER[o.verdict])  # stable: file order within a verdict
 
 
-def to_markdown(result: CheckResult, title: str) -> str:
+def to_markdown(result: CheckResult, title: str, gaps: Gaps | None = None) -> str:
     lines = [
         f"# {title}", "",
         f"- checked {datetime.now().strftime('%Y-%m-%d %H:%M')}, {len(result.outcomes)} questions",
@@ -80,6 +82,12 @@ def to_markdown(result: CheckResult, title: str) -> str:
         if not outcome.evidence:
             lines.append("  - none")
         lines.append("")
+    if gaps is not None:
+        from server.gaps_report import SECTION, theme_markdown  # it borrows this module's style
+
+        lines += [f"## {SECTION}", "", f"From the question log: {gaps.unanswered} of {gaps.entries} searches and "
+                  f"reports since {gaps.since:%Y-%m-%d} were not answered (this check's own questions aside).", "",
+                  *theme_markdown(gaps, level="###")]
     return "\n".join(lines)
 
 
@@ -92,7 +100,7 @@ section{border-top:1px solid #ddd;padding:.5rem 0}blockquote{margin:.3rem 0 .3re
 .bar span{background:#1b7a1b;height:100%;display:block}"""
 
 
-def to_html(result: CheckResult, title: str) -> str:
+def to_html(result: CheckResult, title: str, gaps: Gaps | None = None) -> str:
     e = html.escape
     coverage = result.coverage()
     parts = [
@@ -125,4 +133,10 @@ def to_html(result: CheckResult, title: str) -> str:
             parts.append(f"<li><a href='{e(ev.citation)}'>{e(ev.citation_label)}</a> "
                          f"<span class=why>({e(signals(outcome, ev))})</span> {e(clip(ev.text))}</li>")
         parts.append("</ul></section>")
+    if gaps is not None:
+        from server.gaps_report import SECTION, theme_html
+
+        parts += [f"<h2>{SECTION}</h2><p>From the question log: {gaps.unanswered} of {gaps.entries} searches and "
+                  f"reports since {gaps.since:%Y-%m-%d} were not answered (this check's own questions aside).</p>",
+                  *theme_html(gaps, level=3)]
     return "\n".join(parts) + "\n</html>\n"

@@ -32,7 +32,13 @@ def load_questions(path: Path) -> list[Question]:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read questions: {exc}") from None
-    suffix = path.suffix.lower()
+    return questions_from_text(text, path.suffix, path)
+
+
+def questions_from_text(text: str, suffix: str, path: Path | str) -> list[Question]:
+    """Questions in ``text``, read as a file with this suffix would be (a question list pasted into the web page);
+    ``path`` names it in errors."""
+    suffix = suffix.lower()
     if suffix == ".toml":
         questions = _from_toml(path, text)
     elif suffix in (".yaml", ".yml"):
@@ -66,7 +72,7 @@ def _from_markdown(text: str) -> list[Question]:
     return [_question(q) for q in questions]
 
 
-def _from_yaml(path: Path, text: str) -> list[Question]:
+def _from_yaml(path: Path | str, text: str) -> list[Question]:
     import yaml
 
     try:
@@ -78,7 +84,7 @@ def _from_yaml(path: Path, text: str) -> list[Question]:
     return _entries(path, data.get("questions") if isinstance(data, dict) else data, "")
 
 
-def _from_toml(path: Path, text: str) -> list[Question]:
+def _from_toml(path: Path | str, text: str) -> list[Question]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -86,7 +92,7 @@ def _from_toml(path: Path, text: str) -> list[Question]:
     return _entries(path, data.get("questions"), "")
 
 
-def _entries(path: Path, items: object, section: str) -> list[Question]:
+def _entries(path: Path | str, items: object, section: str) -> list[Question]:
     if not isinstance(items, list):
         raise ConfigError(f"{path}: expected a list of questions")
     questions = []

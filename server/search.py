@@ -9,18 +9,20 @@ its own copy of the vectors), and near-duplicate hits collapse into the best one
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
 
-from connectors import REGISTRY
+from connectors import REGISTRY, USER_KINDS
 from corpus.config import Config
 from corpus.errors import CorpusError, EmptyCorpusError
 from ingest.embedder import Embedder
 from server import rank, relevance
+from server.asked import Asker, QuestionHook
 from server.fetch import Fetched
 from server.fetch import fetch as fetch_item
 from server.hits import Hit, hit_from
@@ -49,6 +51,7 @@ class Searcher:
         self.replica = Replica(config, self.embedder)
         self.vectors = QueryVectors(self.embedder, cache_size=config.server.query_cache)
         self._known: dict[tuple, object] = {}
+        self.asked = QuestionHook(config)  # the question log: written off the search path
 
     def search(self, query: str, limit: int = 8, filters: Filters = NO_FILTERS, mode: Mode = "hybrid", *,
                cap: int = MAX_LIMIT) -> list[Hit]:
@@ -56,8 +59,9 @@ class Searcher:
         return self.find(query, limit, filters, mode, cap=cap).hits
 
     def find(self, query: str, limit: int = 8, filters: Filters = NO_FILTERS, mode: Mode = "hybrid", *,
-             cap: int = MAX_LIMIT) -> relevance.Found:
-        """``search``, with the verdict on whether its hits answer the query (``server.relevance``)."""
+             cap: int = MAX_LIMIT, asker: Asker | None = None) -> relevance.Found:
+        """``search``, with the verdict on whether its hits answer the query (``server.relevance``); logged
+        when an ``asker`` is named (``server.asked``)."""
         query = bounded_query(query)
         limit = max(1, min(limit, cap))
         with self.replica.reading() as snapshot:
@@ -67,7 +71,9 @@ class Searcher:
                 vector = self.vectors.vector(query)
             if hits and terms is None:  # a dense-only search: relevance still weighs words
                 terms = keyword.query_terms(snapshot.db, query)
-            return relevance.judged(snapshot, terms or [], vector, hits)
+            found = relevance.judged(snapshot, terms or [], vector, hits)
+            self.asked(asker, query, found)
+            return found
 
     def fetch(self, item_id: str, filters: Filters = NO_FILTERS, **options) -> Fetched:
         """A hit with its neighbours, a whole document or a meeting's stretch; see ``server.fetch``."""
@@ -84,7 +90,7 @@ class Searcher:
     def _narrowed(self, snapshot: Snapshot, filters: Filters) -> Filters:
         """The filters as the indexes take them: a source or kind that does not exist is an error naming those
         that do (a typo must not look like "no matches"), and a name means every person it is part of."""
-        _all_known("kind", filters.kinds, sorted(REGISTRY))
+        _all_known("kind", filters.kinds, REGISTRY, USER_KINDS)
         if filters.sources:
             known = self._facts(snapshot, "sources", filters.groups,
                                 lambda: list_sources(self.config, snapshot, filters.groups))
@@ -193,10 +199,11 @@ def _passing_share(snapshot: Snapshot, filters: Filters) -> tuple[float, int]:
     return _SHARES[key]
 
 
-def _all_known(what: str, given: Sequence[str], valid: Sequence[str]) -> None:
+def _all_known(what: str, given: Sequence[str], valid: Collection[str], shown: Sequence[str] | None = None) -> None:
+    """``shown``: the valid values an error names, when some are internal."""
     unknown = [value for value in given if value not in valid]
     if unknown:
-        names = ", ".join(valid) or "none"
+        names = ", ".join(valid if shown is None else shown) or "none"
         raise CorpusError(f"unknown {what} {unknown[0][:80]!r}; the {what}s are: {names}")
 
 
@@ -252,7 +259,7 @@ def _collapse(snapshot: Snapshot, fused: list[tuple[str, float]], rows: dict, li
               notes: dict[str, list]) -> list[Hit]:
     """Top hits with near-duplicates (the same text in two places) folded into the better one."""
     hits: list[Hit] = []
-    shingles: list[set[str]] = []
+    shingles: list[frozenset[str]] = []
     position = 0
     while len(hits) < limit and position < len(fused):
         window = fused[position:position + limit * 2]
@@ -262,7 +269,7 @@ def _collapse(snapshot: Snapshot, fused: list[tuple[str, float]], rows: dict, li
             if chunk_id not in rows or len(hits) >= limit:
                 continue
             text, meta = rows[chunk_id]
-            words = set(_WORDS.findall(text.lower()))
+            words = _words(text)
             twin = next((i for i, seen in enumerate(shingles) if _similar(words, seen)), None)
             if twin is not None:
                 hits[twin].duplicates.append(meta.get("citation_uri", ""))
@@ -284,5 +291,10 @@ def _rows(snapshot: Snapshot, rows: dict, chunk_ids: list[str]) -> dict:
 _WORDS = re.compile(r"\w+")
 
 
-def _similar(a: set[str], b: set[str]) -> bool:
+@lru_cache(maxsize=2048)  # the passages that come up again and again: a regex over each costs more than the rest
+def _words(text: str) -> frozenset[str]:
+    return frozenset(_WORDS.findall(text.lower()))
+
+
+def _similar(a: frozenset[str], b: frozenset[str]) -> bool:
     return bool(a) and bool(b) and len(a & b) / len(a | b) >= 0.85

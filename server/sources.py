@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from corpus.config import Config
+from corpus.times import iso
 from store import people
 from store.filters import Filters
 from store.manifest import Manifest
@@ -52,7 +52,7 @@ def list_sources(config: Config, snapshot: Snapshot | None, groups: Sequence[str
         SourceInfo(
             name=name, kind=kinds.get(name, "?"), documents=totals.get(name, (0, 0, None))[0],
             chunks=totals.get(name, (0, 0, None))[1],
-            last_ingest=_iso(totals.get(name, (0, 0, None))[2]), failed_items=failures.get(name, 0),
+            last_ingest=iso(totals.get(name, (0, 0, None))[2]), failed_items=failures.get(name, 0),
             people=present.get(name, []),
         )
         for name in names
@@ -68,6 +68,3 @@ def _readable_totals(snapshot: Snapshot, groups: Sequence[str],
         "GROUP BY m.source", args)
     return {source: (docs, chunks, totals.get(source, (0, 0, None))[2]) for source, docs, chunks in rows}
 
-
-def _iso(epoch: float | None) -> str | None:
-    return datetime.fromtimestamp(epoch, tz=UTC).isoformat(timespec="seconds") if epoch else None

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -63,6 +64,16 @@ class Entry:
     stamp: str | None
     digest: str | None
     chunks: int
+
+
+class Failure(NamedTuple):
+    """An item the last runs could not ingest; ``since`` is when it first failed (epoch seconds)."""
+
+    source: str
+    native_id: str
+    reason: str
+    stamp: str | None
+    since: float
 
 
 class CorruptManifest(CorpusError):
@@ -123,12 +134,12 @@ class Manifest:
     def pending(self) -> list[str]:
         return [row[0] for row in self.db.execute("SELECT doc_id FROM documents WHERE pending IS NOT NULL")]
 
-    def failures(self, source: str | None = None) -> list[tuple[str, str, str, str | None]]:
-        sql = "SELECT source, native_id, reason, stamp FROM failures"
+    def failures(self, source: str | None = None) -> list[Failure]:
+        sql = "SELECT source, native_id, reason, stamp, at FROM failures"
         args: tuple = ()
         if source:
             sql, args = sql + " WHERE source=?", (source,)
-        return list(self.db.execute(sql + " ORDER BY source, native_id", args))
+        return [Failure(*row) for row in self.db.execute(sql + " ORDER BY source, native_id", args)]
 
     def source_totals(self) -> Iterator[tuple[str, int, int, float | None]]:
         """(source, documents, chunks, last ingest time) for every source with documents."""
@@ -185,9 +196,11 @@ class Manifest:
     # -- failures and runs -----------------------------------------------------------------------
 
     def record_failure(self, source: str, native_id: str, stamp: str, reason: str) -> None:
+        """An item failing again keeps the time it first failed: `corpus status --failed` says since when."""
         with self.db:
             self.db.execute(
-                "INSERT OR REPLACE INTO failures (source, native_id, stamp, reason, at) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO failures (source, native_id, stamp, reason, at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT(source, native_id) DO UPDATE SET stamp=excluded.stamp, reason=excluded.reason",
                 (source, native_id, stamp, reason, time.time()),
             )
 

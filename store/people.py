@@ -80,3 +80,18 @@ def _spellings(db: sqlite3.Connection) -> dict[str, str]:
         return dict(db.execute("SELECT person, name FROM person_names"))
     except sqlite3.OperationalError:  # a store written before names were kept as written: lowercased ones only
         return {}
+
+
+def unnamed(db: sqlite3.Connection) -> list[tuple[str, str, list[str]]]:
+    """Recordings whose diarized speakers are still called "Speaker N": (source, native id, those labels)."""
+    try:
+        rows = db.execute("SELECT DISTINCT d.source, d.native_id, p.person FROM chunk_people p "
+                          f"{_JOIN} JOIN documents d ON d.doc_id = m.doc_id WHERE m.kind = 'meetings' "
+                          "AND p.person GLOB 'speaker [0-9]*' ORDER BY d.source, d.native_id").fetchall()
+    except sqlite3.OperationalError:  # a store from before the keyword index: nothing to say
+        return []
+    found: dict[tuple[str, str], list[int]] = {}
+    for source, native_id, person in rows:
+        found.setdefault((source, native_id), []).append(int(person.split()[1]))
+    return [(source, native_id, [f"Speaker {n}" for n in sorted(numbers)])
+            for (source, native_id), numbers in found.items()]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -14,14 +16,47 @@ import corpus  # noqa: F401  (offline environment before any heavy import)
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data"
 SAMPLE = REPO / "sample" / "docs"
+SHARED_MISSING = "shared data not available"  # the skip reason the summary line counts
+
+# Variables a developer's shell may hold that would change what a test sees: a real API key (Claude calls
+# would leave the machine), another default config, a terminal width.
+UNSET = ("ANTHROPIC_API_KEY", "CORPUS_CONFIG", "COLUMNS", "LINES", "HF_HOME", "TRANSFORMERS_CACHE")
+FIXED = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+         "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"}
 
 
 def shared(*parts: str) -> Path:
     """A path in ../shared/data, skipping the test where the shared data is absent."""
     path = SHARED.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"shared data not available: {path}")
+        pytest.skip(f"{SHARED_MISSING}: {SHARED if not SHARED.exists() else path}")  # one skip line, not one a path
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_environment(tmp_path_factory):
+    """Every test, module fixture and process they start runs in one known environment, whatever the shell held:
+    a home and XDG folders of the session's own, the runtime folder short so engine sockets fit in 108 bytes."""
+    home = tmp_path_factory.mktemp("home")
+    runtime = Path(tempfile.mkdtemp(prefix="crt-", dir="/tmp"))
+    folders = {"HOME": home, "XDG_CACHE_HOME": home / ".cache", "XDG_CONFIG_HOME": home / ".config",
+               "XDG_DATA_HOME": home / ".local" / "share", "XDG_RUNTIME_DIR": runtime}
+    with pytest.MonkeyPatch.context() as patch:
+        for name in UNSET:
+            patch.delenv(name, raising=False)
+        for name, value in {**FIXED, **folders}.items():
+            patch.setenv(name, str(value))
+        yield
+    shutil.rmtree(runtime, ignore_errors=True)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """A missing ../shared/data is one loud line, not a scroll of skips."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", [])
+               if isinstance(r.longrepr, tuple) and SHARED_MISSING in str(r.longrepr[2])]
+    if skipped:
+        terminalreporter.write_line(f"{len(skipped)} tests skipped: {SHARED} is missing (the real public data they "
+                                    "read); put it beside the repo to run them", yellow=True, bold=True)
 
 
 @pytest.fixture(scope="session")

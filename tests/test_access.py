@@ -23,6 +23,8 @@ from ingest.pipeline import ingest
 from ingest.progress import Progress
 from tests.conftest import docs_source, free_port, wait_for_port, write_config
 
+pytestmark = pytest.mark.slow  # an HTTP server subprocess
+
 TOKENS = {"eng": "eng-token-0123456789abcdef", "hr": "hr-token-0123456789abcdef"}
 # What only the hr source says: none of it may reach the eng token.
 HR_SECRETS = ("HR only", "450 EUR", "stipend-2026", "/hr/", "Rates reviewed by HR")

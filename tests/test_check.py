@@ -198,6 +198,7 @@ def test_claude_verdict_rests_on_the_passage_it_quotes(sample_corpus):
     assert outcome.reasons[0].startswith(f"rests on “{outcome.evidence[0].title}” (search rank 3)")
 
 
+@pytest.mark.slow
 def test_who_approves_my_travel_on_the_18f_handbook_against_a_chosen_source(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     travel = shared("docs", "18f-handbook")

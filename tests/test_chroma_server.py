@@ -13,6 +13,8 @@ from ingest.pipeline import ingest
 from server.search import Searcher
 from tests.conftest import SAMPLE, docs_source, free_port, wait_for_port, write_config
 
+pytestmark = pytest.mark.slow  # a `chroma run` subprocess
+
 CHROMA = Path(shutil.which("chroma") or Path(__file__).resolve().parents[1] / ".venv" / "bin" / "chroma")
 
 

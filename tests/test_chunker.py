@@ -67,6 +67,7 @@ def test_people_and_time_spans_are_kept(chunker):
     assert chunk.people == ("P0", "P1")
 
 
+@pytest.mark.slow
 def test_no_chunk_of_the_18f_handbook_exceeds_the_model_limit(chunker, embedder):
     connector = DocsConnector(Settings(name="18f", kind="docs", path=shared("docs", "18f-handbook")))
     chunks = []

@@ -24,6 +24,7 @@ def _meeting(tmp_path, path, **options: str):
     return meeting
 
 
+@pytest.mark.slow
 def test_the_handbook_cites_its_web_pages_with_heading_anchors(tmp_path, embedder):
     pages = shared("docs", "18f-handbook", "pages")
     source = docs_source("handbook", pages, url=HANDBOOK_URL, include=["hiring-staying-or-changing-jobs/**"])

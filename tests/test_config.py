@@ -57,7 +57,7 @@ def test_missing_source_path_names_the_key(tmp_path):
 
 def test_unknown_kind_lists_the_known_ones(tmp_path):
     path = _write(tmp_path, '[[sources]]\nname = "a"\nkind = "wiki"\npath = "docs"\n')
-    with pytest.raises(ConfigError, match=r":3: sources\[0\].kind: unknown kind 'wiki'; known kinds: .*\bdocs\b"):
+    with pytest.raises(ConfigError, match=r":3: sources\[0\].kind: unknown kind `wiki`; known kinds: .*\bdocs\b"):
         load_config(path)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
+
 from connectors import load_config
 from ingest.pipeline import ingest
 from ingest.progress import Progress
@@ -27,6 +29,7 @@ def indexed_texts(store) -> list[str]:
         return [row[0] for row in db.execute("SELECT text FROM chunk_text")]
 
 
+@pytest.mark.slow
 def test_claude_context_is_embedded_cached_and_counted(tmp_path, embedder, monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
     with MessagesStub(situate) as stub:
@@ -64,6 +67,7 @@ def test_without_a_key_ingest_says_so_and_keeps_headers_only(tmp_path, embedder,
     assert not any("Situated" in t for t in indexed_texts(config.store_path))
 
 
+@pytest.mark.slow
 def test_a_claude_outage_never_blocks_ingest(tmp_path, embedder, monkeypatch):
     from tests.anthropic_stub import Fail
 

@@ -35,6 +35,7 @@ def example_docs():
     return load_all(_connector(shared("docs", "unstructured-example-docs")))
 
 
+@pytest.mark.slow
 def test_broken_files_each_get_one_clear_reason(example_docs):
     _, failed = example_docs
     for name, reason in BROKEN.items():
@@ -44,6 +45,7 @@ def test_broken_files_each_get_one_clear_reason(example_docs):
     assert not unexpected, {n: failed[n] for n in unexpected}
 
 
+@pytest.mark.slow
 def test_every_format_is_read(example_docs):
     loaded, _ = example_docs
     expected = {
@@ -55,6 +57,7 @@ def test_every_format_is_read(example_docs):
     assert "Vodafone" in " ".join(b.text for b in loaded["vodafone.xlsx"].blocks) or loaded["vodafone.xlsx"].blocks
 
 
+@pytest.mark.slow
 def test_encodings_are_decoded(example_docs):
     loaded, _ = example_docs
     text = lambda name: " ".join(b.text for b in loaded[name].blocks)  # noqa: E731

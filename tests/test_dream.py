@@ -188,6 +188,7 @@ def datavis(tmp_path, embedder):
     return config
 
 
+@pytest.mark.slow
 def test_slack_timestamps_are_not_contradictions_offline_or_to_claude(datavis, embedder, monkeypatch):
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     offline = dream(datavis)

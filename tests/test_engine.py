@@ -28,6 +28,8 @@ from server.hits import Hit
 from server.search import Searcher
 from tests.conftest import docs_source, write_config
 
+pytestmark = pytest.mark.slow  # stdio sessions and the engine run as subprocesses
+
 IDLE = 3  # seconds; the engine's [server] idle in the test config
 WAIT = 120  # bound on anything that waits for an engine on a loaded machine
 QUESTIONS = ["how many weeks of parental leave", "laptop replacement", "quokka budget"]

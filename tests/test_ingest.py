@@ -155,6 +155,7 @@ def test_a_second_writer_is_refused_clearly(tmp_path, embedder):
         ingest(config, embedder=embedder)
 
 
+@pytest.mark.slow
 def test_ingest_opens_no_network_connection(tmp_path, embedder, no_network):
     config = load_config(write_config(tmp_path, docs_source("handbook", SAMPLE) + docs_source(
         "examples", shared("docs", "unstructured-example-docs"),
@@ -166,6 +167,7 @@ def test_ingest_opens_no_network_connection(tmp_path, embedder, no_network):
     assert result.sources["examples"].added > 25
 
 
+@pytest.mark.slow
 def test_no_stored_chunk_exceeds_the_model_limit(tmp_path, embedder):
     config = load_config(write_config(tmp_path, docs_source("handbook", SAMPLE) + docs_source(
         "long", shared("docs", "unstructured-example-docs"),

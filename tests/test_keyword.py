@@ -139,6 +139,7 @@ def test_top_k_is_fts5_ranking_every_match(store, query):
         _assert_same_top(db, query, limit)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("filters", FILTERS, ids=range(len(FILTERS)))
 def test_filters_apply_inside_the_top_k(store, filters):
     db = _reader(store)

@@ -41,6 +41,7 @@ def _docs(path: Path) -> DocsConnector:
     return DocsConnector(DocsSettings(name="docs", kind="docs", path=path), ONE_MB_CAP)
 
 
+@pytest.mark.slow
 def test_ingest_reports_a_file_past_the_cap_in_one_line_and_ingests_the_rest(tmp_path):
     folder = tmp_path / "docs"
     folder.mkdir()
@@ -231,6 +232,7 @@ def _squashed(text: str) -> str:
     return "".join(text.split())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("text", [
     " ".join(f"w{i}x" for i in range(60_000)),  # one long line without a sentence end
     "".join(f"k{i}/" for i in range(30_000)),  # no whitespace at all (a path, a URL, a data blob)
@@ -245,6 +247,7 @@ def test_a_huge_run_on_block_is_never_tokenized_whole_and_loses_nothing(embedder
     assert "".join(_squashed(c.text) for c in chunks) == _squashed(text)  # in order, nothing lost or repeated
 
 
+@pytest.mark.slow
 def test_megabytes_of_prose_in_one_paragraph_are_cut_at_sentences_without_tokenizing_it_whole(embedder):
     sentences = [f"Rule {i} says that expense number {i} needs a receipt from the vendor." for i in range(8000)]
     measure = _Recording(embedder)
@@ -255,6 +258,7 @@ def test_megabytes_of_prose_in_one_paragraph_are_cut_at_sentences_without_tokeni
     assert list(dict.fromkeys(kept)) == sentences  # every sentence whole, in order (overlap repeats some)
 
 
+@pytest.mark.slow
 def test_the_loader_stops_reading_ahead_once_its_text_budget_is_queued(tmp_path, embedder):
     import time
 

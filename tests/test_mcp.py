@@ -20,6 +20,8 @@ from connectors import load_config
 from ingest.pipeline import ingest
 from tests.conftest import SAMPLE, docs_source, free_port, wait_for_port, write_config
 
+pytestmark = pytest.mark.slow  # stdio and HTTP servers as subprocesses
+
 TOKEN_ENG = "eng-token-0123456789abcdef"
 TOKEN_HR = "hr-token-0123456789abcdef"
 
@@ -60,8 +62,8 @@ async def _stdio_session(config: Path, body):
 def test_stdio_tools_search_fetch_and_sources(served):
     async def body(session: ClientSession):
         tools = {t.name: t for t in (await session.list_tools()).tools}
-        assert set(tools) == {"search", "fetch", "list_sources", "check_questions"}
-        assert all(t.annotations.read_only_hint for t in tools.values())
+        assert set(tools) == {"search", "fetch", "list_sources", "check_questions", "report_gap"}
+        assert all(t.annotations.read_only_hint for name, t in tools.items() if name != "report_gap")
         assert "query" in tools["search"].input_schema["required"]
         assert "hits" in tools["search"].output_schema["properties"]
 
@@ -192,7 +194,7 @@ def test_the_mcp_inspector_cli_lists_and_calls_the_tools(served):
     listed = subprocess.run([*base, "--method", "tools/list"], capture_output=True, text=True, timeout=600)
     assert listed.returncode == 0, listed.stderr
     assert {t["name"] for t in json.loads(listed.stdout)["tools"]} == {"search", "fetch", "list_sources",
-                                                                       "check_questions"}
+                                                                       "check_questions", "report_gap"}
     called = subprocess.run([*base, "--method", "tools/call", "--tool-name", "search", "--tool-arg",
                              "query=which team owns billing-api", "--tool-arg", "limit=2"],
                             capture_output=True, text=True, timeout=600)

@@ -151,6 +151,7 @@ def community_calls(tmp_path_factory, embedder):
     return config, stats, Searcher(config, embedder)
 
 
+@pytest.mark.slow
 def test_the_community_call_folder_fails_only_on_the_corrupted_stub(community_calls, embedder):
     config, stats, _ = community_calls
     assert (stats.added, stats.failed) == (15, 1)
@@ -160,6 +161,7 @@ def test_the_community_call_folder_fails_only_on_the_corrupted_stub(community_ca
     assert (again.added, again.updated, again.unchanged, again.failed) == (0, 0, 15, 1)
 
 
+@pytest.mark.slow
 def test_a_question_only_the_notes_answer(community_calls):
     searcher = community_calls[2]
     hit = searcher.search("Who demonstrated Azure Trusted Signing?", limit=3)[0]
@@ -168,6 +170,7 @@ def test_a_question_only_the_notes_answer(community_calls):
     assert (hit.title, hit.date) == ("PowerShell OpenSSH Community Call Notes - March 20, 2025", "2025-03-20")
 
 
+@pytest.mark.slow
 def test_chat_hits_say_who_wrote_and_when(community_calls):
     searcher = community_calls[2]
     hit = searcher.search("Is there a DSC Discord channel?", limit=3)[0]

@@ -116,6 +116,7 @@ def test_config_keys_are_validated(tmp_path):
         load_config(write_config(tmp_path, source, extra="[ingest]\nlibreofice = false\n"))
 
 
+@pytest.mark.slow
 @needs_soffice
 def test_legacy_doc_is_read(tmp_path):
     doc, failed = _load(shared(*EXAMPLES, "simple.doc"))
@@ -139,6 +140,7 @@ def _soffice_convert(source: Path, target: str, folder: Path) -> Path:
     return folder / f"{source.stem}.{target}"
 
 
+@pytest.mark.slow
 @needs_soffice
 def test_legacy_ppt_is_read_with_slide_citations(tmp_path):
     ppt = _soffice_convert(shared(*EXAMPLES, "science-exploration-1p.pptx"), "ppt", tmp_path)
@@ -149,6 +151,7 @@ def test_legacy_ppt_is_read_with_slide_citations(tmp_path):
     assert any(", slide 1" in b.citation.label for b in modern.blocks)
 
 
+@pytest.mark.slow
 @needs_soffice
 def test_conversions_at_once_do_not_clash():
     """Each conversion has its own profile: with a shared one the second soffice hands off and converts nothing."""

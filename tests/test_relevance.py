@@ -72,6 +72,7 @@ def _rows(db, expression: str) -> list[int]:
     return [r for (r,) in db.execute("SELECT rowid FROM chunk_text WHERE chunk_text MATCH ? LIMIT 5", (expression,))]
 
 
+@pytest.mark.slow
 def test_coverage_is_the_idf_weighted_share_of_the_query_words_a_passage_holds(searcher):
     with searcher.replica.reading() as snapshot:
         db = snapshot.db
@@ -95,6 +96,7 @@ def result(found: relevance.Found, query: str) -> SearchResult:
                         closest_similarity=found.closest_similarity, words_held=found.words_held)
 
 
+@pytest.mark.slow
 def test_an_answerable_question_is_likely_and_an_unanswerable_one_unlikely(searcher):
     found = searcher.find(ANSWERABLE, limit=5)
     assert found.answer_in_corpus == "likely"
@@ -110,6 +112,7 @@ def test_an_answerable_question_is_likely_and_an_unanswerable_one_unlikely(searc
     assert "relevance 0." in text and searcher.search(UNANSWERABLE, limit=5) == missing.hits
 
 
+@pytest.mark.slow
 def test_corpus_check_reads_the_same_signal(searcher):
     result = check(searcher, [Question(ANSWERABLE), Question(UNANSWERABLE)], Claude(ClaudeSettings(), environ={}))
     answered, missing = result.outcomes
@@ -120,6 +123,7 @@ def test_corpus_check_reads_the_same_signal(searcher):
     assert "search calls an answer in the corpus unlikely" in missing.reasons
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("query", [ANSWERABLE, UNANSWERABLE, "leave", "What should I do in my first week, "
                                    "which classes do I take, how do I log in, and when do I get my PIV card?"])
 def test_a_limit_5_result_stays_within_its_token_budget(searcher, query):

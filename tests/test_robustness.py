@@ -82,6 +82,7 @@ def test_a_file_that_cannot_be_read_while_listing_is_one_line(tmp_path, folder, 
     assert published_ids(tmp_path / "store") == {"guide.md"}
 
 
+@pytest.mark.slow
 def test_a_source_that_cannot_be_listed_keeps_its_documents_and_the_others_go_on(tmp_path, folder):
     archive = tmp_path / "export.zip"
     shutil.copy(shared("slack", "hfaran-testarchive", "testarchive.zip"), archive)
@@ -128,6 +129,7 @@ def test_a_link_out_of_the_source_is_not_followed_and_inside_links_work(tmp_path
     assert not any("swordfish" in h.text or "/etc/passwd" in h.citation for h in hits)
 
 
+@pytest.mark.slow
 def test_a_transcript_beside_a_recording_linked_from_outside_is_not_read(tmp_path, embedder):
     from connectors.meetings import Settings, connector
     from tests.conftest import load_all
@@ -169,6 +171,7 @@ def test_a_link_that_was_ingested_before_is_removed_once_refused(tmp_path, folde
 # -- item 10: every failure is one line that says what to do ---------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_corrupt_manifest_is_one_line_and_full_sets_it_aside(tmp_path, folder):
     config = write_config(tmp_path, docs_source("docs", folder))
     assert corpus_cli(config, "ingest").returncode == 0
@@ -248,6 +251,7 @@ def test_an_mp3_that_cannot_be_decoded_says_so(tmp_path, embedder):
     assert "cannot decode audio" in line and "no speech" not in line
 
 
+@pytest.mark.slow
 def test_a_full_disk_at_publish_keeps_the_previous_generation_and_the_next_run_publishes(tmp_path, folder, embedder):
     """ENOSPC for real: the published folder is a 4 MB tmpfs, filled up before the second publish."""
     published = tmp_path / "store" / "published"

@@ -118,6 +118,11 @@ def test_empty_query_is_an_error_that_says_what_to_do(searcher):
         searcher.search("   ")
 
 
+def test_an_unknown_kind_names_the_kinds_a_user_can_ask_for(searcher):
+    with pytest.raises(CorpusError, match="unknown kind 'bier'; the kinds are: docs, meetings, slack$"):
+        searcher.search("expenses", filters=Filters(kinds=("bier",)))
+
+
 def test_a_running_searcher_sees_what_a_later_ingest_wrote(tmp_path, embedder, monkeypatch):
     monkeypatch.setattr(replica, "CHECK_EVERY", 0.0)
     docs = tmp_path / "docs"

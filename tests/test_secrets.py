@@ -174,6 +174,7 @@ def stub(monkeypatch):
         yield running
 
 
+@pytest.mark.slow
 def test_no_planted_secret_reaches_the_store_a_result_or_claude(tmp_path, embedder, stub):
     paths = plant(tmp_path)
     sources = (docs_source("docs", paths["docs"]) + slack_source("acme", paths["export"])

@@ -109,6 +109,7 @@ def _stdio(config_path) -> StdioServerParameters:
                                                                "serve"], cwd=str(config_path.parent))
 
 
+@pytest.mark.slow
 def test_tools_frame_source_text_and_reject_bad_arguments(corpus):
     config, _, _ = corpus
 
@@ -144,6 +145,7 @@ def test_tools_frame_source_text_and_reject_bad_arguments(corpus):
     assert "at most 50" in errors["sources"].content[0].text
 
 
+@pytest.mark.slow
 def test_a_client_sending_headers_too_slowly_is_disconnected(corpus):
     config, _, _ = corpus
     path = config.root / "corpus.toml"

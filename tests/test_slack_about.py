@@ -187,6 +187,7 @@ def houstondatavis(tmp_path_factory, embedder) -> Searcher:
     return Searcher(config, embedder)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("question", "answer"), [
     ("what did #general's topic say about the next Data Jam in January 2016?",
      "Neeraj Tandon (2016-01-15 21:08): set the channel topic: Next Data Jam Feb 13th 2016"),
@@ -202,6 +203,7 @@ def test_issue_questions_are_answered_by_the_about_document(houstondatavis, ques
     assert any(answer in h.text for h in by_him)  # who changed the channel is one of its people
 
 
+@pytest.mark.slow
 def test_about_documents_are_never_read_on_into(houstondatavis):
     hits = houstondatavis.search("new data jam event posted, come join us this Saturday", limit=5)
     burst = next(h for h in hits if not h.title.startswith("About"))

@@ -403,6 +403,7 @@ def test_ingest_search_and_incremental_reingest(tmp_path, embedder):
     assert {i: after[i] for i in untouched} == untouched
 
 
+@pytest.mark.slow
 def test_houstondatavis_ingest_never_stores_contact_details(tmp_path, embedder):
     root = shared("slack", "houstondatavis")
     config = load_config(write_config(tmp_path, slack_source("hdv", root, workspace_url="https://houstondatavis.slack.com")))

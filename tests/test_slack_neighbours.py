@@ -51,6 +51,7 @@ def single_chunk_documents(said: list[tuple[str, str, dict]]) -> list[int]:
     return [i for i, (_, _, meta) in enumerate(said) if per_doc[meta["doc_id"]] == 1 and 2 <= i < len(said) - 2]
 
 
+@pytest.mark.slow
 def test_a_slack_hit_reads_on_into_the_conversation_around_it(datajam):
     said = chunks_in_time(datajam)
     at = single_chunk_documents(said)[0]
@@ -71,6 +72,7 @@ def test_a_slack_hit_reads_on_into_the_conversation_around_it(datajam):
     assert datajam.fetch(hit_id, neighbours=0).text == hit_text
 
 
+@pytest.mark.slow
 def test_within_a_long_document_neighbours_stay_in_it(datajam):
     said = chunks_in_time(datajam)
     counts: dict[str, int] = {}

@@ -93,6 +93,7 @@ def test_a_caller_without_the_group_learns_no_hidden_name(searcher):
     assert searcher.search("reviews", filters=Filters(people=["dana"], sources=["hr"], groups=["hr"]))
 
 
+@pytest.mark.slow
 def test_the_server_says_how_to_search_read_on_and_cite(config):
     params = StdioServerParameters(command=sys.executable, cwd=str(config.root),
                                    args=["-m", "cli.main", "--config", str(config.root / "corpus.toml"), "serve",

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import chromadb
 import numpy as np
+import pytest
 from chromadb.config import Settings as ChromaSettings
 
 from connectors import load_config
@@ -17,6 +18,8 @@ from ingest.pipeline import ingest
 from store import vectors
 from store.filters import NO_FILTERS, Filters
 from tests.conftest import SAMPLE, docs_source, write_config
+
+pytestmark = pytest.mark.slow  # each test ingests the sample corpus more than once
 
 
 def collection(store: Path):
