@@ -178,3 +178,25 @@ def write_atomically(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+@dataclass
+class AudioRuns:
+    """What a costly step over recordings (transcription, diarization) did: the recordings it ran on and those
+    its cache answered. Process-wide totals let tests and benchmarks check that unchanged audio costs nothing."""
+
+    ran: int = 0
+    cached: int = 0
+    audio_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, audio_seconds: float, wall_seconds: float) -> None:
+        with self._lock:
+            self.ran += 1
+            self.audio_seconds += audio_seconds
+            self.wall_seconds += wall_seconds
+
+    def hit(self) -> None:
+        with self._lock:
+            self.cached += 1

@@ -16,17 +16,16 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from connectors.base import write_atomically
+from connectors.base import AudioRuns, write_atomically
 from connectors.transcripts import Segment
 from corpus.errors import ItemError
 
@@ -46,22 +45,8 @@ BATCH = 256  # windows per forward pass
 VERSION = 1  # bump when a change here changes who is said to speak, so cached results are redone
 
 
-@dataclass
-class Stats:
-    diarized: int = 0  # recordings run through the encoder or split by channel
-    cached: int = 0  # recordings answered from the cache
-    audio_seconds: float = 0.0
-    wall_seconds: float = 0.0
-
-    def add(self, audio_seconds: float, wall_seconds: float) -> None:
-        self.diarized += 1
-        self.audio_seconds += audio_seconds
-        self.wall_seconds += wall_seconds
-
-
 # Process-wide totals, for tests and benchmarks: a re-ingest of unchanged audio must diarize nothing.
-TOTALS = Stats()
-_totals_lock = threading.Lock()
+TOTALS = AudioRuns()
 
 
 def label(index: int) -> str:
@@ -76,7 +61,7 @@ class Diarizer:
         self.threshold = threshold
         self.cache_dir = cache_dir
         self.note = note or (lambda line: None)
-        self.stats = Stats()
+        self.stats = AudioRuns()
         from importlib.metadata import version
 
         identity = {"encoder": f"resemblyzer {version('resemblyzer')}" if AVAILABLE else None,
@@ -97,14 +82,12 @@ class Diarizer:
             wall = time.monotonic() - started
             self._write_cache(content_hash, speakers)
             self.stats.add(duration, wall)
-            with _totals_lock:
-                TOTALS.add(duration, wall)
+            TOTALS.add(duration, wall)
             self.note(f"{name}: diarized {duration / 60:.1f} min of audio in {wall:.1f} s "
                       f"({wall / max(duration, 1e-9):.2f}x real time), {len(set(speakers))} speaker(s)")
         else:
-            self.stats.cached += 1
-            with _totals_lock:
-                TOTALS.cached += 1
+            self.stats.hit()
+            TOTALS.hit()
         turns: list[Segment] = []
         at = 0
         for segment, parts in zip(segments, units, strict=True):

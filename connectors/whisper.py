@@ -12,14 +12,13 @@ import hashlib
 import json
 import os
 import re
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from connectors.base import write_atomically
+from connectors.base import AudioRuns, write_atomically
 from connectors.transcripts import Segment
 from corpus.errors import ConfigError, ItemError
 from corpus.redact import redact
@@ -36,22 +35,8 @@ _NON_SPEECH = re.compile(r"^\s*(?:(?:\[[^\]]*\]|\([^)]*\)|[♪♫*]+)\s*)+$")  #
 FILTER_VERSION = 1
 
 
-@dataclass
-class Stats:
-    transcribed: int = 0  # recordings run through the model
-    cached: int = 0  # recordings answered from the cache
-    audio_seconds: float = 0.0
-    wall_seconds: float = 0.0
-
-    def add(self, audio_seconds: float, wall_seconds: float) -> None:
-        self.transcribed += 1
-        self.audio_seconds += audio_seconds
-        self.wall_seconds += wall_seconds
-
-
 # Process-wide totals, for tests and benchmarks: a re-ingest of unchanged audio must transcribe nothing.
-TOTALS = Stats()
-_totals_lock = threading.Lock()
+TOTALS = AudioRuns()
 
 
 @dataclass(frozen=True)
@@ -69,7 +54,7 @@ class Transcriber:
         self.compute_type = compute_type or ("int8" if _resolve_device(device) == "cpu" else "float16")
         self.cache_dir = cache_dir
         self.note = note or (lambda line: None)
-        self.stats = Stats()
+        self.stats = AudioRuns()
         # Exactly what WhisperModel.transcribe receives (bench/transcription.py reuses it for the bare run).
         self.options = {
             "language": language,
@@ -95,9 +80,8 @@ class Transcriber:
         """The recording's speech as segments; from the cache when this audio had these settings before."""
         cached = self._read_cache(content_hash)
         if cached is not None:
-            self.stats.cached += 1
-            with _totals_lock:
-                TOTALS.cached += 1
+            self.stats.hit()
+            TOTALS.hit()
             return cached
         import av
 
@@ -128,10 +112,9 @@ class Transcriber:
         result = Transcription(kept, info.duration)
         self._write_cache(content_hash, result)
         self.stats.add(info.duration, wall)
-        with _totals_lock:
-            TOTALS.add(info.duration, wall)
+        TOTALS.add(info.duration, wall)
         self.note(f"{label}: transcribed {info.duration / 60:.1f} min of audio in {wall:.0f} s "
-                  f"({wall / max(info.duration, 1e-9):.2f}x real time); this run {self.stats.transcribed} "
+                  f"({wall / max(info.duration, 1e-9):.2f}x real time); this run {self.stats.ran} "
                   f"recordings, {self.stats.audio_seconds / 60:.1f} audio min, "
                   f"{self.stats.wall_seconds / max(self.stats.audio_seconds, 1e-9):.2f}x real time")
         return result

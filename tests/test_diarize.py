@@ -80,11 +80,11 @@ def test_two_speakers_take_turns_are_named_and_found(call, tmp_path, embedder):
     assert [(u.path, u.speakers) for u in status(config).unnamed_speakers] == [
         ("phone-call.wav", ["Speaker 1", "Speaker 2"])]
 
-    transcribed, diarized = whisper.TOTALS.transcribed, diarize.TOTALS.diarized
+    transcribed, diarized = whisper.TOTALS.ran, diarize.TOTALS.ran
     (root / "recordings" / "phone-call.speakers.toml").write_text('"Speaker 1" = "Diane"\n"Speaker 2" = "Sheila"\n')
     named = ingest(config, embedder=embedder).sources["calls"]
     assert (named.updated, named.unchanged) == (1, 0)  # the names reload the meeting ...
-    assert (whisper.TOTALS.transcribed, diarize.TOTALS.diarized) == (transcribed, diarized)  # ... from the caches
+    assert (whisper.TOTALS.ran, diarize.TOTALS.ran) == (transcribed, diarized)  # ... from the caches
     assert status(config).unnamed_speakers == []
     hits = Searcher(config, embedder).search("where are you from originally", limit=5,
                                              filters=Filters(people=["sheila"]))
@@ -97,17 +97,17 @@ def test_two_speakers_take_turns_are_named_and_found(call, tmp_path, embedder):
 def test_unchanged_audio_is_not_diarized_again_but_a_settings_change_is(call, tmp_path, embedder):
     root = copy_of(call, tmp_path)
     config = load_config(write_config(root, SOURCE))
-    transcribed, diarized = whisper.TOTALS.transcribed, diarize.TOTALS.diarized
+    transcribed, diarized = whisper.TOTALS.ran, diarize.TOTALS.ran
     again = ingest(config, full=True, embedder=embedder).sources["calls"]
     assert again.added == 1
-    assert (whisper.TOTALS.transcribed, diarize.TOTALS.diarized) == (transcribed, diarized)
+    assert (whisper.TOTALS.ran, diarize.TOTALS.ran) == (transcribed, diarized)
     assert len(list((root / "store" / "speakers").glob("*.json"))) == 1
 
     config = load_config(write_config(root, SOURCE + "speaker_threshold = 0.95\n"))
     changed = ingest(config, embedder=embedder).sources["calls"]
     assert changed.updated == 1
-    assert whisper.TOTALS.transcribed == transcribed  # the words are the same: only who said them is redone
-    assert diarize.TOTALS.diarized == diarized + 1
+    assert whisper.TOTALS.ran == transcribed  # the words are the same: only who said them is redone
+    assert diarize.TOTALS.ran == diarized + 1
 
 
 def test_turning_diarization_off_gives_back_one_voice(call, tmp_path):
@@ -127,10 +127,10 @@ def test_claude_proposes_names_that_wait_for_a_person(call, tmp_path):
     with MessagesStub(reply) as stub:
         config, meetings = reopen(root, extra=f'[claude]\nbase_url = "{stub.url}"\nmax_retries = 0\n')
         claude = Claude(config.claude, environ={"ANTHROPIC_API_KEY": KEY})
-        transcribed = whisper.TOTALS.transcribed
+        transcribed = whisper.TOTALS.ran
         (proposal,) = propose(config, claude)
         assert propose(config, claude) == []  # proposed once: not written twice
-    assert whisper.TOTALS.transcribed == transcribed
+    assert whisper.TOTALS.ran == transcribed
     assert proposal.path == "phone-call.wav" and proposal.written == {"Speaker 1": "Diane"}
     assert "Labels to name: Speaker 1, Speaker 2" in stub.requests[0]["messages"][0]["content"]
     sidecar = root / "recordings" / "phone-call.speakers.toml"

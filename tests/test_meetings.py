@@ -137,11 +137,11 @@ def test_a_sidecar_transcript_wins_over_transcribing(tmp_path):
     shutil.copy(shared("audio", "faster-whisper", "jfk.flac"), tmp_path / "inaugural.flac")
     (tmp_path / "inaugural.vtt").write_text(
         "WEBVTT\n\n00:00:00.000 --> 00:00:11.000\n<v John F. Kennedy>Ask not what your country can do for you.</v>\n")
-    before = whisper.TOTALS.transcribed
+    before = whisper.TOTALS.ran
     meetings = connector(tmp_path)
     assert [i.native_id for i in meetings.items()] == ["inaugural.flac"]  # one document per meeting
     (document,) = load_all(meetings)[0].values()
-    assert whisper.TOTALS.transcribed == before
+    assert whisper.TOTALS.ran == before
     (block,) = document.blocks
     assert block.text == "John F. Kennedy: Ask not what your country can do for you."
     assert block.people == ("John F. Kennedy",)
@@ -168,9 +168,9 @@ def test_the_transcript_cache_survives_and_a_broken_entry_is_redone(tmp_path):
     (entry,) = tmp_path.glob("*.json")
     assert entry.name.startswith(file_digest(path)) and not list(tmp_path.glob(".*tmp"))
     again = Transcriber(cache_dir=tmp_path)
-    assert transcribe(again, path) == text and (again.stats.transcribed, again.stats.cached) == (0, 1)
+    assert transcribe(again, path) == text and (again.stats.ran, again.stats.cached) == (0, 1)
     entry.write_text('{"segments": [[0, 1')  # a torn write from some other tool
-    assert transcribe(again, path) == text and again.stats.transcribed == 1
+    assert transcribe(again, path) == text and again.stats.ran == 1
     other = Transcriber(cache_dir=tmp_path, beam_size=1)
     assert other.key != first.key
 
@@ -186,7 +186,7 @@ def test_meetings_end_to_end_search_people_and_reingest(tmp_path, embedder):
     source = '[[sources]]\nname = "meetings"\nkind = "meetings"\npath = "recordings"\n'
     config = load_config(write_config(tmp_path, source))
 
-    before = whisper.TOTALS.transcribed
+    before = whisper.TOTALS.ran
     log = io.StringIO()
     first = ingest(config, embedder=embedder, progress=Progress(stream=log)).sources["meetings"]
     assert (first.added, first.failed) == (4, 1)  # the chat log is a document of its meeting
@@ -194,7 +194,7 @@ def test_meetings_end_to_end_search_people_and_reingest(tmp_path, embedder):
     assert "x real time" in log.getvalue()
     failures = dict(first.failures)
     assert failures["silence.wav"].startswith("no speech found")
-    assert whisper.TOTALS.transcribed - before == 3  # the two with speech and the silent one
+    assert whisper.TOTALS.ran - before == 3  # the two with speech and the silent one
     assert len(list((tmp_path / "store" / "transcripts").glob("*.json"))) == 3
 
     searcher = Searcher(config, embedder)
@@ -225,17 +225,17 @@ def test_meetings_end_to_end_search_people_and_reingest(tmp_path, embedder):
     with pytest.raises(CorpusError, match="pass its doc_id"):
         searcher.fetch(summer[0].id, start=at)
 
-    before = whisper.TOTALS.transcribed
+    before = whisper.TOTALS.ran
     again = ingest(config, embedder=embedder).sources["meetings"]
     assert (again.added, again.updated, again.unchanged, again.failed) == (0, 0, 4, 1)
     rebuilt = ingest(config, full=True, embedder=embedder).sources["meetings"]
     assert rebuilt.added == 4
-    assert whisper.TOTALS.transcribed == before  # unchanged audio is never transcribed twice, even by --full
+    assert whisper.TOTALS.ran == before  # unchanged audio is never transcribed twice, even by --full
 
     config = load_config(write_config(tmp_path, source + "beam_size = 2\n"))
     changed = ingest(config, embedder=embedder).sources["meetings"]
     assert (changed.updated, changed.unchanged) == (4, 0)  # a changed setting: the source is read again
-    assert whisper.TOTALS.transcribed - before == 3  # but only the recordings are transcribed again
+    assert whisper.TOTALS.ran - before == 3  # but only the recordings are transcribed again
 
 
 def test_meeting_options_are_checked_like_every_other_key(tmp_path):
