@@ -34,11 +34,15 @@ test-fast: setup
 
 # Optional system tools, used when installed: Tesseract reads scanned PDFs, LibreOffice legacy .doc/.ppt,
 # Chromium is the browser tests/test_web.py drives. Debian/Ubuntu as root; skipped when all are there already.
-TOOLS := tesseract-ocr tesseract-ocr-eng libreoffice-writer-nogui libreoffice-impress-nogui chromium
+# With node installed, the OAuth tests' OpenID Connect provider (npm oidc-provider, pinned by its package-lock.json).
+TOOLS := tesseract-ocr tesseract-ocr-eng libreoffice-writer-nogui libreoffice-impress-nogui chromium nodejs
 tools:
-	@command -v tesseract >/dev/null && command -v soffice >/dev/null && command -v chromium >/dev/null || \
+	@command -v tesseract >/dev/null && command -v soffice >/dev/null && command -v chromium >/dev/null && \
+	  command -v npm >/dev/null || \
 	  { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TOOLS) >/dev/null; }
+	@test -d tests/oidc_idp/node_modules || ! command -v npm >/dev/null || \
+	  npm ci --prefix tests/oidc_idp --no-audit --no-fund
 
 bench: setup
 	$(PY) bench/ingest_throughput.py

@@ -7,8 +7,9 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from corpus import DEFAULT_CONFIG
 from corpus.config_errors import Problems
@@ -67,6 +68,67 @@ class TokenSettings(Strict):
     groups: tuple[str, ...] = Field(default=(), description="access groups whose chunks this token may read")
 
 
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _public_address(value: str) -> str:
+    """An address people's browsers and Claude's servers reach: https, or http on this machine only (tests)."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an address like https://kb.example.com")
+    if parts.scheme == "http" and parts.hostname not in LOOPBACK:
+        raise ValueError(f"{value!r} must use https: sign-in codes and tokens cross it (http only on loopback)")
+    if parts.query or parts.fragment:
+        raise ValueError(f"{value!r}: give the address without a query or fragment")
+    return value.rstrip("/")
+
+
+class OidcSettings(Strict):
+    """Sign-in through the organisation's OpenID Connect provider; the client secret comes from the environment."""
+
+    issuer: str = Field(description="the provider's issuer URL, e.g. https://accounts.google.com")
+    client_id: str = Field(min_length=1)
+    client_secret_env: str = Field(min_length=1, description="environment variable holding the client secret")
+    scopes: tuple[str, ...] = ("openid", "email", "profile")
+    groups_claim: str = Field(default="groups", min_length=1,
+                              description="ID token / userinfo claim listing the person's groups, if sent")
+    access_token_seconds: int = Field(default=3600, ge=1, description="lifetime of corpus's own access tokens")
+    refresh_token_days: int = Field(default=30, ge=1, description="lifetime of corpus's refresh tokens")
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer_address(cls, value: str) -> str:
+        return _public_address(value)
+
+    @field_validator("scopes")
+    @classmethod
+    def _openid_scope(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if "openid" not in value:
+            raise ValueError("must include \"openid\": without it the provider sends no ID token")
+        return value
+
+
+class GroupRule(Strict):
+    """Access groups for people by e-mail: everyone of a ``domain``, or the listed ``emails``."""
+
+    domain: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.-]+\.[A-Za-z]+$",
+                               description="e-mail domain, e.g. example.com")
+    emails: tuple[str, ...] = ()
+    groups: tuple[str, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_match(self) -> GroupRule:
+        if (self.domain is None) == (not self.emails):
+            raise ValueError("give exactly one of domain or emails")
+        return self
+
+    def matches(self, email: str) -> bool:
+        email = email.lower()
+        if self.domain is not None:
+            return email.endswith("@" + self.domain.lower())
+        return email in {e.lower() for e in self.emails}
+
+
 class ServerSettings(Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=1, le=65535)
@@ -75,12 +137,21 @@ class ServerSettings(Strict):
     query_cache: int = Field(default=4096, ge=0, le=1_000_000,
                              description="query vectors a server keeps for repeated questions; 0 turns it off")
     tokens: tuple[TokenSettings, ...] = ()
+    public_url: str | None = Field(default=None, description="the address people and Claude reach the server at, "
+                                   "e.g. https://kb.example.com; required with [server.oidc]")
+    oidc: OidcSettings | None = None
+    groups: tuple[GroupRule, ...] = ()
     question_files: tuple[Path, ...] = Field(default=(), description="question files (.md, .yaml, .toml) the web "
                                              "page offers for an onboarding check; relative to the config file")
     header_timeout: float = Field(default=10.0, gt=0, le=300,
                                   description="seconds a client may take to send a request's headers")
     idle: float = Field(default=600.0, gt=0, description="seconds the engine that stdio sessions share stays "
                         "up without a session")
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_address(cls, value: str | None) -> str | None:
+        return value if value is None else _public_address(value)
 
 
 class ClaudeSettings(Strict):
@@ -215,6 +286,7 @@ def parse_config(path: Path | None, settings_model: Callable[[object], type[Sour
         problems.add_validation(exc, Config)
     else:
         _check_token_envs(problems, config.server.tokens)
+        _check_oidc(problems, config.server)
         _check_store_path(problems, config.store_path)
     problems.raise_if_any()  # always raises when the config did not validate
     return config
@@ -228,6 +300,15 @@ def _check_token_envs(problems: Problems, tokens: tuple[TokenSettings, ...]) -> 
             problems.add(("server", "tokens", index, "env"), f"{token.env} is already the variable of token "
                          f"{owner[token.env]!r}; give each token its own environment variable")
         owner[token.env] = token.name
+
+
+def _check_oidc(problems: Problems, server: ServerSettings) -> None:
+    """The IdP sends people back to public_url; without it no redirect URI can be registered."""
+    if server.oidc is not None and server.public_url is None:
+        problems.add(("server", "oidc"), "needs [server] public_url, the address people reach this server at "
+                     "(the redirect URI registered at the provider is public_url + /oauth/callback)")
+    elif server.oidc is None and server.groups:
+        problems.add(("server", "groups"), "rules for people signed in through [server.oidc], which is not set")
 
 
 def _check_store_path(problems: Problems, store: Path) -> None:

@@ -131,8 +131,10 @@ class Service:
         return self.searcher
 
 
-def build_server(config: Config, token_verifier=None, auth=None, service: Service | None = None) -> MCPServer:
-    """``service``: one already serving another surface (the web page), shared rather than loaded twice."""
+def build_server(config: Config, token_verifier=None, auth=None, service: Service | None = None,
+                 auth_server_provider=None) -> MCPServer:
+    """``service``: one already serving another surface (the web page), shared rather than loaded twice;
+    ``auth_server_provider``: corpus as the OAuth server for /mcp ([server.oidc]), instead of ``token_verifier``."""
 
     @asynccontextmanager
     async def lifespan(server: MCPServer) -> AsyncIterator[Service]:
@@ -142,7 +144,8 @@ def build_server(config: Config, token_verifier=None, auth=None, service: Servic
         finally:  # runs on a graceful stop (SIGTERM under uvicorn too)
             shared.close()
 
-    mcp = MCPServer("corpus", instructions=INSTRUCTIONS, lifespan=lifespan, token_verifier=token_verifier, auth=auth)
+    mcp = MCPServer("corpus", instructions=INSTRUCTIONS, lifespan=lifespan, token_verifier=token_verifier, auth=auth,
+                    auth_server_provider=auth_server_provider)
 
     @mcp.tool(
         description=(
@@ -424,19 +427,20 @@ _SESSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # MCP connec
 
 
 def _asker(ctx: Context) -> Asker:
-    """Who calls, for the question log: the HTTP token's name (never its value), else "local"; and a key for
-    this MCP session, so a fetch is linked to the searches before it."""
+    """Who calls, for the question log: the HTTP token's name or the signed-in person's e-mail (never a token's
+    value), else "local"; and a key for this MCP session, so a fetch is linked to the searches before it."""
     token = get_access_token()
     # mcp 2.3 builds a ServerSession per request around the connection, which is what lasts as long as the session
     connection = getattr(ctx.session, "_connection", ctx.session)
     session = _SESSIONS.setdefault(connection, uuid.uuid4().hex)
-    return Asker(caller=LOCAL if token is None else token.client_id, session=session)
+    return Asker(caller=LOCAL if token is None else token.label, session=session)
 
 
 def _caller_groups() -> list[str] | None:
-    """Access groups of the HTTP caller's token; None over stdio, where the user reads their own store."""
+    """Access groups of the HTTP caller (server.http.Caller: a static token's or a signed-in person's); None over
+    stdio, where the user reads their own store."""
     token = get_access_token()
-    return None if token is None else list(token.scopes)
+    return None if token is None else list(token.groups)
 
 
 def serve(config: Config, http: bool = False, host: str | None = None, port: int | None = None) -> None:
@@ -456,10 +460,21 @@ def serve(config: Config, http: bool = False, host: str | None = None, port: int
     from server.web import web_app
 
     verifier, auth = auth_for(config.server, host, port)
+    provider = logins = None
+    if config.server.oidc is not None:  # corpus is the OAuth server for /mcp; people sign in at the provider
+        from server.oauth import OAuthProvider
+        from server.oidc import Logins
+
+        logins = Logins(config.server.oidc, config.server.groups, config.server.public_url)
+        provider = OAuthProvider.open(config, logins, verifier)  # static tokens still work beside sign-in
     security = transport_security(config.server, host)
     service = Service(config)
-    app = build_server(config, verifier, auth, service).streamable_http_app(
+    app = build_server(config, None if provider else verifier, provider.auth_settings() if provider else auth,
+                       service, auth_server_provider=provider).streamable_http_app(
         transport_security=security, host=host, max_request_body_size=MAX_REQUEST_BYTES, json_response=True)
-    app.router.routes.append(Mount("/", app=web_app(config, service.ready, verifier, security)))  # the web page
-    uvicorn.run(app, host=host, port=port, http=guarded_protocol(config.server.header_timeout),
+    if provider is not None:
+        app.router.routes.extend([*logins.routes(), *provider.routes()])
+    app.router.routes.append(Mount("/", app=web_app(config, service.ready, verifier, security, logins)))  # the web page
+    uvicorn.run(provider.guard(app) if provider else app, host=host, port=port,
+                http=guarded_protocol(config.server.header_timeout),
                 timeout_keep_alive=5, log_level="info", access_log=False)  # a line per call cost the event loop 5%

@@ -1,8 +1,9 @@
 """The web page for employees: ask the corpus, read on, check onboarding coverage, see the gaps and the sources.
 
 `corpus serve --http` mounts it beside /mcp, on the same searcher (one model, one store reader) and the same
-access rules: open on loopback without tokens; with ``[[server.tokens]]``, a person signs in with a token and
-every page shows only what that token's groups may read, exactly as its MCP calls would. Pages are rendered on
+access rules: open on loopback without tokens; with ``[[server.tokens]]``, a person signs in with a token, and with
+``[server.oidc]`` through the organisation's sign-in provider; every page then shows only what that token's or
+person's groups may read, exactly as their MCP calls would. Pages are rendered on
 the server (Jinja2, autoescaped) and carry no script at all; every form is plain HTML, so search works without
 JavaScript and the Content-Security-Policy allows none.
 """
@@ -10,6 +11,7 @@ JavaScript and the Content-Security-Policy allows none.
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -37,6 +39,7 @@ from server.check import check
 from server.check_report import ORDER, clip, signals, to_markdown
 from server.hits import dated
 from server.http import StaticTokens
+from server.oidc import Logins, Person, browser_cookie
 from server.questions import Question, load_questions, questions_from_text
 from server.search import MAX_QUERY_CHARS, Searcher
 from server.web_gaps import themes
@@ -67,10 +70,11 @@ Handler = Callable[[Request, Visitor, FormData | None], Awaitable[Response]]
 
 
 def web_app(config: Config, searcher: Callable[[], Searcher], verifier: StaticTokens | None,
-            security: TransportSecuritySettings) -> Starlette:
+            security: TransportSecuritySettings, logins: Logins | None = None) -> Starlette:
     """The pages, for mounting at "/". ``searcher`` waits for the shared one to be ready (the model loads in the
-    background); ``verifier`` checks sign-in tokens (None: no tokens, open to loopback)."""
-    web = Web(config, searcher, verifier)
+    background); ``verifier`` checks sign-in tokens, ``logins`` signs people in through the provider (both None:
+    open to loopback). Whoever builds the server mounts ``logins.routes()``, the provider's way back."""
+    web = Web(config, searcher, verifier, logins)
     routes = [
         Route("/", web.page(web.ask)),
         Route("/read", web.page(web.read)),
@@ -130,11 +134,15 @@ class Choice:
 
 
 class Web:
-    def __init__(self, config: Config, searcher: Callable[[], Searcher], verifier: StaticTokens | None):
+    def __init__(self, config: Config, searcher: Callable[[], Searcher], verifier: StaticTokens | None,
+                 logins: Logins | None = None):
         self.config = config
         self.searcher = searcher
         self.verifier = verifier
-        self.sessions = Sessions(None if verifier is None else dict(verifier.tokens.values()))
+        self.logins = logins
+        tokens = {} if verifier is None else dict(verifier.tokens.values())
+        self.sessions = Sessions(None if verifier is None and logins is None else tokens)
+        self.provider = None if logins is None else urlsplit(logins.settings.issuer).netloc
         self.question_files = _question_files(config)
         self.env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True,
                                undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
@@ -180,7 +188,7 @@ class Web:
                **context: object) -> HTMLResponse:
         page = self.env.get_template(template).render(
             visitor=visitor, csrf=self.sessions.csrf(visitor), open=self.sessions.open, here=request.url.path,
-            **context)
+            provider=self.provider, tokens=self.verifier is not None, **context)
         return HTMLResponse(page, status_code)
 
     def _asker(self, visitor: Visitor) -> Asker:
@@ -290,11 +298,14 @@ class Web:
                            themes=found[:SHOWN_THEMES])
 
     def _may_see(self, visitor: Visitor, caller: str) -> bool:
-        """A question may hold what its asker could read: with tokens, a person sees the questions of callers who
-        could read no more than they can (their own included); the local user's only on an open page."""
+        """A question may hold what its asker could read: with tokens or sign-in, a person sees the questions of
+        callers who could read no more than they can (their own included); the local user's only on an open page.
+        A person's groups are those of their last sign-in since the server started."""
         if visitor.groups is None:
             return True
         theirs = self.sessions.groups.get(caller)
+        if theirs is None and self.logins is not None:
+            theirs = self.logins.groups_of(caller)
         return caller == visitor.name or (theirs is not None and set(theirs) <= set(visitor.groups))
 
     async def sources(self, request: Request, visitor: Visitor, _: FormData | None) -> Response:
@@ -313,12 +324,37 @@ class Web:
             return RedirectResponse(target, 303)
         if form is None:
             return self.render(request, visitor, "signin.html", target=target, error=None)
+        if self.logins is not None and form.get("provider"):
+            # a page that moves on rather than a redirect: the CSP's form-action allows no other site
+            browser = secrets.token_urlsafe(16)
+            url = await self.logins.begin(self._welcome(request, target), browser=browser)
+            response = self.render(request, visitor, "leaving.html", url=url)
+            browser_cookie(response, browser, secure=request.url.scheme == "https")
+            return response
+        if self.verifier is None:
+            return self.render(request, visitor, "signin.html", 400, target=target,
+                               error=f"Sign in with {self.provider}.")
         access = await self.verifier.verify_token(str(form.get("token", "")).strip())
         if access is None:
             return self.render(request, visitor, "signin.html", 401, target=target,
                                error="That token is not valid. Check it and try again.")
         request.state.visitor = self.sessions.signed_in(visitor, access.client_id)
         return RedirectResponse(target, 303)
+
+    def _welcome(self, request: Request, target: str) -> Callable[[Person], Awaitable[Response]]:
+        """What the provider's way back answers: the session cookie naming the person, and on to ``target``.
+
+        A page that moves on by itself rather than a redirect: the browser arrives from the provider's site, and a
+        SameSite=Strict cookie is not sent on a redirect that started there; from our own page it is.
+        """
+
+        async def welcome(person: Person) -> Response:
+            visitor = self.sessions.person_signed_in(person.label, person.groups)
+            response = self._finish(request, visitor, self.render(request, visitor, "welcome.html", target=target))
+            response.headers.update({name.decode(): value.decode() for name, value in HEADERS})
+            return response
+
+        return welcome
 
     async def signout(self, request: Request, visitor: Visitor, _: FormData | None) -> Response:
         request.state.visitor = self.sessions.signed_out()

@@ -1,8 +1,10 @@
-"""Who is at the browser: a signed session cookie naming the token a person signed in with, and CSRF tokens.
+"""Who is at the browser: a signed session cookie naming the token a person signed in with, or the person the
+organisation's sign-in provider named, and CSRF tokens.
 
-The cookie never holds a token's value, only its name, a random session id and an expiry, signed with a key
-this process draws at start (sessions end when the server restarts). A CSRF token is derived from the session
-id, so a form posted from another site, which cannot read our cookie, cannot carry it.
+The cookie never holds a token's value, only its name (or the person's label and access groups), a random session
+id and an expiry, signed with a key this process draws at start (sessions end when the server restarts). A CSRF
+token is derived from the session id, so a form posted from another site, which cannot read our cookie, cannot
+carry it.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ LIFETIME = 12 * 3600  # seconds a sign-in lasts: a working day
 @dataclass(frozen=True)
 class Visitor:
     sid: str  # random per browser session; its CSRF token derives from it
-    name: str | None  # the token's name once signed in
+    name: str | None  # the token's name, or the person's label, once signed in
     groups: tuple[str, ...] | None  # access groups; None reads everything (no tokens configured: loopback only)
     fresh: bool = False  # the cookie must be (re)set on the response
+    person: bool = False  # signed in through the provider: the cookie carries the groups, as no token names them
 
     @property
     def signed_in(self) -> bool:
@@ -33,7 +36,8 @@ class Visitor:
 
 
 class Sessions:
-    """Signs and reads session cookies; ``groups`` maps each token's name to its access groups."""
+    """Signs and reads session cookies; ``groups`` maps each token's name to its access groups (empty when people
+    only sign in through the provider; None when the page is open)."""
 
     def __init__(self, groups: Mapping[str, Sequence[str]] | None, key: bytes | None = None):
         self.groups = None if groups is None else {name: tuple(g) for name, g in groups.items()}
@@ -49,20 +53,27 @@ class Sessions:
         found = self._read(cookie) if cookie else None
         if found is None:
             return Visitor(secrets.token_urlsafe(16), None, None if self.open else (), fresh=True)
-        sid, name = found
+        sid, name, groups = found
         if self.open:
             return Visitor(sid, None, None)
+        if name is not None and groups is not None:
+            return Visitor(sid, name, groups, person=True)
         if name is None or name not in self.groups:
             return Visitor(sid, None, ())
         return Visitor(sid, name, self.groups[name])
 
     def cookie(self, visitor: Visitor) -> str:
-        payload = _b64(json.dumps([visitor.sid, visitor.name, int(time.time()) + LIFETIME]).encode())
+        groups = list(visitor.groups or ()) if visitor.person else None
+        payload = _b64(json.dumps([visitor.sid, visitor.name, int(time.time()) + LIFETIME, groups]).encode())
         return f"{payload}.{self._sign(payload)}"
 
     def signed_in(self, visitor: Visitor, name: str) -> Visitor:
         """A new session id at sign-in, so a session id planted before it is worth nothing after."""
         return Visitor(secrets.token_urlsafe(16), name, self.groups[name], fresh=True)
+
+    def person_signed_in(self, label: str, groups: tuple[str, ...]) -> Visitor:
+        """A person the provider named, with a new session id (as for a token)."""
+        return Visitor(secrets.token_urlsafe(16), label, groups, fresh=True, person=True)
 
     def signed_out(self) -> Visitor:
         return Visitor(secrets.token_urlsafe(16), None, (), fresh=True)
@@ -77,15 +88,17 @@ class Sessions:
         """The session as the question log knows it (links a search to the reading after it): not its id."""
         return self._sign("log:" + visitor.sid)[:16]
 
-    def _read(self, cookie: str) -> tuple[str, str | None] | None:
+    def _read(self, cookie: str) -> tuple[str, str | None, tuple[str, ...] | None] | None:
         payload, _, signature = cookie.partition(".")
         if not signature or not hmac.compare_digest(signature, self._sign(payload)):
             return None
         try:
-            sid, name, expires = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+            sid, name, expires, groups = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
         except (ValueError, TypeError):
             return None
-        return (sid, name) if isinstance(sid, str) and expires > time.time() else None
+        if not isinstance(sid, str) or expires <= time.time():
+            return None
+        return sid, name, None if groups is None else tuple(groups)
 
     def _sign(self, text: str) -> str:
         return _b64(hmac.new(self._key, text.encode(), hashlib.sha256).digest())
