@@ -2,7 +2,8 @@
 
 It measures, with the real embedding model embedding every query:
 
-- the query-embedding step alone (``Embedder.embed([q])``), to show how much of a search is the model;
+- the query-embedding step alone, as searches run it (ONNX Runtime by default, ``[embedding] query_runtime``), to
+  show how much of a search is the model, and with torch in the diagnostic rows;
 - the search API in-process (``Searcher.search``) in its three modes: hybrid, dense and keyword;
 - end to end through the MCP server over stdio (``corpus serve``), and over streamable HTTP (``--http``),
   plus the time from process start until ``initialize`` and ``tools/list`` are answered.
@@ -627,12 +628,13 @@ def measure_api(config_path: Path, embedder, queries: list[Query],
     t = time.perf_counter()
     searcher.search(queries[0].text, limit=8, mode="hybrid")
     cold["first hybrid query after open"] = time.perf_counter() - t
-    embed = Series("embed only")
+    encoder = searcher.vectors.embedder  # what searches embed queries with: ONNX Runtime unless configured off
+    embed = Series(f"embed only ({getattr(encoder, 'runtime', 'torch')})")
     modes = {mode: Series(f"API {mode}") for mode in ("hybrid", "dense", "keyword")}
 
     def one(q: Query, record: bool) -> None:
         t = time.perf_counter()
-        embedder.embed([q.text])
+        encoder.embed([q.text])
         if record:
             embed.add(q, time.perf_counter() - t)
         for mode, series in modes.items():

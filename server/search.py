@@ -21,6 +21,7 @@ from connectors import REGISTRY, USER_KINDS
 from corpus.config import Config
 from corpus.errors import CorpusError, EmptyCorpusError
 from ingest.embedder import Embedder
+from ingest.onnx_queries import query_encoder
 from server import rank, relevance
 from server.asked import Asker, QuestionHook
 from server.fetch import Fetched
@@ -49,7 +50,8 @@ class Searcher:
         self.config = config
         self.embedder = embedder or Embedder(config.embedding.model, config.embedding.device)
         self.replica = Replica(config, self.embedder)
-        self.vectors = QueryVectors(self.embedder, cache_size=config.server.query_cache)
+        self.vectors = QueryVectors(query_encoder(self.embedder, config.embedding.query_runtime),
+                                    cache_size=config.server.query_cache)
         self._known: dict[tuple, object] = {}
         self.asked = QuestionHook(config)  # the question log: written off the search path
 
