@@ -111,7 +111,7 @@ class Service:
         self._wanted.wait(timeout=HANDSHAKE_GRACE)
         try:
             one_thread_per_query()
-            self.searcher.embedder.embed(["warm up"])
+            self.searcher.vectors.embedder.embed(["warm up"])  # what queries embed with (ONNX Runtime: exported once)
             with self.searcher.replica.reading():
                 pass
         except BaseException as exc:  # reported by the first tool call
