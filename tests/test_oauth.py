@@ -6,7 +6,6 @@ after expiry and revokes; the HR person sees HR's passages and the other never d
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import sqlite3
@@ -36,6 +35,7 @@ from store.questionlog import QuestionLog
 from tests.conftest import docs_source, free_port, wait_for_port, write_config
 from tests.oidc_idp import running_idp, sign_in
 from tests.test_access import HR, HR_SECRETS, PUBLIC
+from tests.tool_tour import every_tool
 
 pytestmark = pytest.mark.slow  # an identity provider and an HTTP server, as subprocesses
 
@@ -193,33 +193,6 @@ def refresh(server: Server, client: OAuthClientInformationFull, token: str) -> h
                                                          "client_secret": client.client_secret})
 
 
-async def everything(session: ClientSession, hr_ids: list[str] = ()) -> dict[str, str]:
-    """Every tool's answer, as the text and JSON a session would read; ``hr_ids``: ids to try fetching."""
-    seen: dict[str, str] = {}
-
-    async def call(label: str, tool: str, args: dict) -> dict:
-        result = await session.call_tool(tool, args)
-        seen[label] = result.content[0].text + json.dumps(result.structured_content or {})
-        return result.structured_content or {}
-
-    found = await call("search", "search", {"query": "weekly on-call stipend for engineers", "limit": 20})
-    await call("search escalation", "search", {"query": "escalate to the incident commander", "limit": 20})
-    await call("search filtered", "search", {"query": "stipend", "sources": ["hr"]})
-    await call("sources", "list_sources", {})
-    await call("check", "check_questions", {"questions": ["How much is the on-call stipend?"]})
-    await call("gap", "report_gap", {"question": "Who approves stipends?", "missing": "the approver"})
-    for hit in found.get("hits", []):
-        await call(f"fetch {hit['id']}", "fetch", {"id": hit["id"], "neighbours": 5})
-        await call(f"fetch {hit['doc_id']}", "fetch", {"id": hit["doc_id"]})
-    for item in hr_ids:
-        await call(f"fetch hidden {item}", "fetch", {"id": item})
-    await call("fetch missing", "fetch", {"id": "d0000000000000000"})
-    await call("fetch missing chunk", "fetch", {"id": "d0000000000000000:0"})
-    seen["hr ids"] = " ".join(id_ for h in found.get("hits", []) if h["source"] == "hr"
-                              for id_ in (h["id"], h["doc_id"]))
-    return seen
-
-
 @dataclass
 class Run:
     """What one person's connector saw, and the tokens it held along the way."""
@@ -239,7 +212,7 @@ async def connect(server: Server, user: str, hr_ids: list[str] = (), expire: boo
             streamable_http_client(server.mcp, http_client=http) as (read, write), \
             ClientSession(read, write) as session:
         await session.initialize()
-        run = Run(person, storage, await everything(session, hr_ids) if tools else {})
+        run = Run(person, storage, await every_tool(session, hr_ids) if tools else {})
         if expire:  # let the token expire unused, then use the session again: the client refreshes first
             run.before_expiry = storage.tokens
             await anyio.sleep(ACCESS_SECONDS + 1.5)
@@ -368,7 +341,7 @@ def test_static_tokens_work_beside_oauth(server, omar):
                 streamable_http_client(server.mcp, http_client=http) as (read, write), \
                 ClientSession(read, write) as session:
             await session.initialize()
-            return await everything(session)
+            return await every_tool(session)
 
     seen = asyncio.run(eng_bot())
     assert "300 EUR" in seen["search"]
