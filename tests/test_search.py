@@ -167,15 +167,17 @@ def brute_force(searcher: Searcher, query: str, filters: Filters) -> list[tuple[
     Filters(kinds=["docs"], sources=["handbook"]), Filters(sources=["copies"]), Filters(people=["Tomás Herrera"]),
     Filters(people=["tomás herrera"], after=datetime(2025, 1, 1, tzinfo=UTC), groups=["eng"]),
 ])
-@pytest.mark.parametrize("path", ["deeper-unfiltered-list", "exact-over-passing", "in-memory"])
+@pytest.mark.parametrize("path", ["deeper-unfiltered-list", "exact-over-passing", "in-memory", "in-memory-passing"])
 def test_filtered_dense_hits_are_the_brute_force_ranking(searcher, monkeypatch, filters, path):
     from server import search as search_module
     from store import vectors
 
-    # the deeper unfiltered list checked against the filters always, or never, or every vector of this small store
-    # in memory: each way, the same hits
+    # the deeper unfiltered list checked against the filters always, or never (the passing chunks scored from the
+    # table, or from memory when the store is too large to score whole), or every vector of this small store
+    # scored in memory: each way, the same hits
     deep = path == "deeper-unfiltered-list"
-    monkeypatch.setattr(vectors, "IN_MEMORY_BYTES", 10**9 if path == "in-memory" else 0)
+    monkeypatch.setattr(vectors, "IN_MEMORY_BYTES", 10**9 if path.startswith("in-memory") else 0)
+    monkeypatch.setattr(vectors, "EXACT_BYTES", 0 if path == "in-memory-passing" else 10**9)
     with searcher.replica.reading() as snapshot:  # loaded again under this test's limit, put back after it
         monkeypatch.setattr(snapshot, "_matrix", replica._UNLOADED)
     monkeypatch.setattr(search_module, "DEEP_CANDIDATE_COST", 0 if deep else 10**9)
