@@ -56,7 +56,7 @@ FEW_ROWS = 20_000  # a filter expected to pass no more rows than this is applied
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 STOPWORDS = frozenset(
-    "a an and are as at be but by can do does for from has have how i if in into is it its me my of on or "
+    "a an and are as at be but by can do does for from has have how i if in into is it its many me much my of on or "
     "our should so that the their then there these they this to was we what when where which who why will "
     "with you your".split()
 )

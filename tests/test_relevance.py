@@ -132,3 +132,23 @@ def test_a_limit_5_result_stays_within_its_token_budget(searcher, query):
     reply = result(found, query)
     assert len(render_hits(reply)) / 4 <= BUDGET_TOKENS
     assert len(json.dumps(reply.model_dump(mode="json"))) / 4 <= BUDGET_TOKENS
+
+
+def test_how_much_and_how_many_ask_nothing_the_corpus_lacks(tmp_path, embedder):
+    """In a small store "much" is a word no passage uses, so it weighed most and turned an answered question
+    "unlikely"; it only frames the question, as "how" does."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "oncall.md").write_text("# On-call\n\nEngineers on the on-call rotation receive a stipend of 300 EUR "
+                                    "for each week they carry the pager, paid with the next salary.\n")
+    (docs / "meals.md").write_text("# Meals\n\nMeals on business trips are reimbursed up to 40 EUR a day; "
+                                   "receipts go into the expense tool within thirty days.\n")
+    config = load_config(write_config(tmp_path, docs_source("handbook", docs)))
+    ingest(config, embedder=embedder, progress=Progress(interval=999))
+    searcher = Searcher(config, embedder)
+    try:
+        for question in ("How much is the on-call stipend?", "How many EUR is the on-call stipend?"):
+            found = searcher.find(question, limit=5)
+            assert found.hits[0].text.count("stipend") and found.answer_in_corpus != "unlikely", question
+    finally:
+        searcher.replica.close()
