@@ -76,7 +76,9 @@ class OnnxQueries:
 
             path = self._exported()
             options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = _torch_threads()
+            # one query reads all the weights once, so it is bound by memory, not arithmetic: a second thread
+            # took 9.3 ms where one took 9.4 (2 cores), and on a busy machine it waited for the other core
+            options.intra_op_num_threads = 1
             options.inter_op_num_threads = 1
             # idle pool threads would spin after each query, taking a core from the search that follows it
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -171,9 +173,3 @@ def _weights_stamp(transformer) -> str:
         return str(folder)
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in {".safetensors", ".bin", ".json"})
     return str(folder.resolve()) + "".join(f"|{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
-
-
-def _torch_threads() -> int:
-    import torch
-
-    return max(1, torch.get_num_threads())
