@@ -61,7 +61,14 @@ class Watcher:
     def stop(self) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
-        return self.proc.wait(timeout=60)
+        try:
+            return self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            time.sleep(0.2)  # the reader thread drains what is left
+            raise AssertionError("the watch did not stop within 60 s of Ctrl-C; its output:\n"
+                                 + "\n".join(self.lines)) from None
 
 
 def until(searcher: Searcher, word: str, present: bool, watcher: Watcher) -> float:
