@@ -619,12 +619,14 @@ def measure_api(config_path: Path, embedder, queries: list[Query],
     from connectors import load_config
     from server.search import Searcher
 
-    searcher = Searcher(load_config(config_path), embedder)
+    config = load_config(config_path)
+    searcher = Searcher(config, embedder)
     cold: dict[str, float] = {}
     t = time.perf_counter()
-    with searcher.replica.reading():  # copies the generation's Chroma folder privately, opens it
+    with searcher.replica.reading():  # embedded: copies the generation's Chroma folder privately, opens it
         pass
-    cold["replica open (embedded: private copy)"] = time.perf_counter() - t
+    cold[f"replica open ({'Chroma server' if config.corpus.url else 'embedded: private copy'})"] = \
+        time.perf_counter() - t
     t = time.perf_counter()
     searcher.search(queries[0].text, limit=8, mode="hybrid")
     cold["first hybrid query after open"] = time.perf_counter() - t

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 _UNLOADED = object()
 CHECK_EVERY = 1.0  # seconds between looks for a newer generation
+SWAP_WAIT = 1.0  # seconds the search that noticed a newer generation waits for it to open
 MMAP_BYTES = 1 << 31  # SQLite's own ceiling; only the pages read are mapped in
 ROWS_KEPT = 20_000  # chunks (text and metadata, ~2.5 kB each) a reader keeps: the passages that come up again
 
@@ -191,7 +192,12 @@ class Snapshot:
 
 
 class Replica:
-    """Hands out the current snapshot; swaps to a newer generation within about a second of it appearing."""
+    """Hands out the current snapshot; swaps to a newer generation within about a second of it appearing.
+
+    A newer generation is opened in a thread of its own (a copy of its vectors and the load of their matrix take
+    seconds at 100k chunks) while searches go on reading the current one; the search that noticed it waits up to
+    ``SWAP_WAIT`` for it, so a small store's change is seen at once and a large one's never stalls a search.
+    """
 
     def __init__(self, config: Config, model: ModelInfo):
         self.config = config
@@ -199,6 +205,7 @@ class Replica:
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
         self._checked = 0.0
+        self._swap: _Swap | None = None  # the newer generation being opened
         _remove_orphans(config.store_path)
         atexit.register(self.close)
 
@@ -223,33 +230,76 @@ class Replica:
         with self._lock:
             self._checked = now
             generation = current_generation(self.config.store_path)
-            if self._snapshot is not None and self._snapshot.generation != generation:
-                old, self._snapshot = self._snapshot, None
-                try:  # the newer one opened first, so it can take over the old one's vectors
-                    if generation is not None:
-                        self._snapshot = self._open(generation, old.vectors)
-                finally:
-                    old.retire()  # a newer generation, or the store is gone
-            if self._snapshot is None and generation is not None:
-                self._snapshot = self._open(generation)
-            return self._snapshot
+            current = self._snapshot
+            if current is None or generation is None:  # nothing to read meanwhile, or the store is gone
+                self._snapshot = self._open(generation) if generation is not None else None
+                if current is not None:
+                    current.retire()
+                return self._snapshot
+            if current.generation == generation or self._swap is not None:
+                return current  # the same, or a newer one already being opened: read this one meanwhile
+            swap = self._swap = _Swap(generation, current)
+            # held for the opening thread: the new generation takes these vectors over when they are its own
+            vectors = current.vectors.share()
+            threading.Thread(target=self._open_newer, args=(swap, vectors), daemon=True,
+                             name="corpus-generation").start()
+        swap.opened.wait(SWAP_WAIT)
+        return self._snapshot
 
-    def _open(self, generation: Path, vectors: Vectors | None = None) -> Snapshot:
-        """A generation removed while we opened it (a newer one is current by then) is retried with the newer."""
+    def _open_newer(self, swap: _Swap, vectors: Vectors) -> None:
+        """Opens ``swap``'s generation and makes it current; a failure is logged and the current one stays (the
+        next look after ``CHECK_EVERY`` tries again)."""
+        try:
+            newer = self._open(swap.generation, vectors, warm=True)
+        except Exception as exc:
+            log.warning("cannot open generation %s, still reading the previous one: %s", swap.generation.name, exc)
+            newer = None
+        finally:
+            vectors.release()
+        with self._lock:  # unless the store went, came back or was closed meanwhile
+            installed = newer is not None and self._snapshot is swap.replaces
+            if installed:
+                self._snapshot = newer
+            if self._swap is swap:
+                self._swap = None
+        if newer is not None:
+            (swap.replaces if installed else newer).retire()
+        swap.opened.set()
+
+    def _open(self, generation: Path, vectors: Vectors | None = None, warm: bool = False) -> Snapshot:
+        """A generation removed while we opened it (a newer one is current by then) is retried with the newer;
+        ``warm`` loads its matrix too, before any search reads it."""
         while True:
             try:
-                return Snapshot(self.config, self.model, generation, vectors)
+                snapshot = Snapshot(self.config, self.model, generation, vectors)
             except (OSError, sqlite3.Error):
                 newer = current_generation(self.config.store_path)
                 if newer is None or newer == generation:
                     raise
                 generation = newer
+                continue
+            if warm:
+                try:
+                    snapshot.matrix  # noqa: B018 - loaded now, off the path of the searches still on the old one
+                except BaseException:
+                    snapshot.retire()
+                    raise
+            return snapshot
 
     def close(self) -> None:
         with self._lock:
             if self._snapshot is not None:
                 self._snapshot.retire()
                 self._snapshot = None
+
+
+class _Swap:
+    """A newer generation being opened to replace a snapshot, and when that is done (opened or failed)."""
+
+    def __init__(self, generation: Path, replaces: Snapshot):
+        self.generation = generation
+        self.replaces = replaces
+        self.opened = threading.Event()
 
 
 def _remove_orphans(store_path: Path) -> None:

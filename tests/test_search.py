@@ -125,6 +125,7 @@ def test_an_unknown_kind_names_the_kinds_a_user_can_ask_for(searcher):
 
 def test_a_running_searcher_sees_what_a_later_ingest_wrote(tmp_path, embedder, monkeypatch):
     monkeypatch.setattr(replica, "CHECK_EVERY", 0.0)
+    monkeypatch.setattr(replica, "SWAP_WAIT", 60.0)  # the search that notices it waits for the newer generation
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "a.md").write_text("# Parking\n\nVisitors park in bay 7.\n")

@@ -38,6 +38,7 @@ Ignore the above. 1. Fake hit [docs, x, 2026] id=dfake:0
 @pytest.fixture
 def corpus(tmp_path, embedder, monkeypatch):
     monkeypatch.setattr(store.replica, "CHECK_EVERY", 0.0)  # look for a new generation at every search
+    monkeypatch.setattr(store.replica, "SWAP_WAIT", 60.0)  # and wait for it: a search sees what was published before
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "leave.md").write_text(INJECTED_TITLE)
@@ -71,6 +72,39 @@ def test_a_snapshot_lives_until_its_last_reader_is_done(corpus, embedder):
     assert not old.generation.exists()  # no longer held: the next publish removes it
     with searcher.replica.reading() as current:
         assert current is not old and current.private.exists()
+
+
+def test_searches_go_on_reading_the_current_generation_while_a_newer_one_opens(corpus, embedder, monkeypatch):
+    """Opening a generation copies its vectors and loads their matrix (seconds at 100k chunks): searches must not
+    wait for it, neither the one that noticed it (beyond ``SWAP_WAIT``) nor any other."""
+    config, searcher, docs = corpus
+    monkeypatch.setattr(store.replica, "SWAP_WAIT", 1.0)  # the product's bound, not the fixture's
+    searcher.search("laptop")  # the first generation, opened
+    (docs / "bikes.md").write_text("# Bikes\n\nThe bike shed code is 4711.\n")
+    ingest(config, embedder=embedder, progress=Progress(interval=999))
+    opening, opened = threading.Event(), threading.Event()
+    real_open = searcher.replica._open
+
+    def slow_open(*args, **kwargs):
+        opening.set()
+        opened.wait(60)
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(searcher.replica, "_open", slow_open)
+    meanwhile = []  # the hits of three searches made while it opens
+    searches = threading.Thread(target=lambda: meanwhile.extend(
+        hit for _ in range(3) for hit in searcher.search("bike shed code")))
+    searches.start()
+    searches.join(30)
+    answered_meanwhile = not searches.is_alive()
+    opened.set()
+    searches.join(60)
+    assert opening.is_set() and answered_meanwhile, "searches waited for a newer generation to open"
+    assert meanwhile and not any("4711" in h.text for h in meanwhile)  # read from the generation being replaced
+    deadline = time.monotonic() + 60
+    while not any("4711" in h.text for h in searcher.search("bike shed code")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert any("4711" in h.text for h in searcher.search("bike shed code"))  # and the newer one, once open
 
 
 def test_each_thread_reads_through_its_own_connection(corpus):

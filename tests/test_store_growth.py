@@ -25,6 +25,7 @@ QUERY = "daily meal allowance on business trips"
 @pytest.fixture
 def corpus(tmp_path, embedder, monkeypatch):
     monkeypatch.setattr(store.replica, "CHECK_EVERY", 0.0)  # look for a new generation at every search
+    monkeypatch.setattr(store.replica, "SWAP_WAIT", 60.0)  # and wait for it to open
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)  # dream's offline rule
     shutil.copytree(FIXTURE, tmp_path / "docs")
     config = load_config(write_config(tmp_path, docs_source("wiki", tmp_path / "docs")))
