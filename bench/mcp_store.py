@@ -55,3 +55,8 @@ async def mcp_search(config: Path) -> AsyncIterator[Search]:
                 return {**result.structured_content, "text": result.content[0].text}
 
             yield search
+
+
+def hit_text(hit: dict) -> str:
+    """All the text a hit of the MCP result carries: its passage and the further passages of its document."""
+    return "\n".join([hit["text"], *(passage["text"] for passage in hit.get("more", []))])

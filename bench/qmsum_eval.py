@@ -29,7 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.mcp_store import Search, ensure_store, mcp_search  # noqa: E402
+from bench.mcp_store import Search, ensure_store, hit_text, mcp_search  # noqa: E402
 
 QMSUM = REPO.parent / "shared" / "data" / "bench" / "qmsum-test"
 RUN = 6  # words in a row that tie a passage to a relevant turn
@@ -95,7 +95,7 @@ def config_text() -> str:
 
 def first_hit(query: Query, hits: list[dict]) -> int | None:
     """1-based rank of the first passage sharing a six-word run with a relevant turn."""
-    return next((n for n, hit in enumerate(hits, start=1) if runs(hit["text"]) & query.runs), None)
+    return next((n for n, hit in enumerate(hits, start=1) if runs(hit_text(hit)) & query.runs), None)
 
 
 async def ask_all(search: Search, queries: list[Query]) -> list[int | None]:

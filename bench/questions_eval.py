@@ -36,7 +36,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.mcp_store import Search, ensure_store, mcp_search  # noqa: E402
+from bench.mcp_store import Search, ensure_store, hit_text, mcp_search  # noqa: E402
 from server.questions import Question, load_questions  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
@@ -100,7 +100,7 @@ def rank(span: str | None, hits: list[dict]) -> int | None:
     if not span:
         return None
     wanted = normalised(span)
-    return next((n for n, hit in enumerate(hits, start=1) if wanted in normalised(hit["text"])), None)
+    return next((n for n, hit in enumerate(hits, start=1) if wanted in normalised(hit_text(hit))), None)
 
 
 async def ask_all(search: Search, cases: list[Case]) -> list[Outcome]:
@@ -112,7 +112,7 @@ async def ask_all(search: Search, cases: list[Case]) -> list[Outcome]:
         structured = {key: value for key, value in five.items() if key != "text"}
         wanted = normalised(case.question.answer or "\0")
         signals = [{"similarity": h["similarity"], "coverage": h["coverage"], "relevance": h["relevance"],
-                    "holds": wanted in normalised(h["text"])} for h in ten["hits"]]
+                    "holds": wanted in normalised(hit_text(h))} for h in ten["hits"]]
         outcomes.append(Outcome(case, rank(case.question.answer, hits), rank(case.question.answer, ten["hits"]),
                                 five["answer_in_corpus"], five["closest_similarity"], five["words_held"], signals,
                                 len(five["text"]) // 4, len(json.dumps(structured)) // 4,

@@ -53,15 +53,22 @@ def hits(console: Console, found) -> None:
 
     for rank, hit in enumerate(found.hits, start=1):
         where = hit.title + (f" › {hit.section}" if hit.section else "")
-        snippet = " ".join(hit.text.split())
-        snippet = snippet[:SNIPPET_CHARS] + ("…" if len(snippet) > SNIPPET_CHARS else "")
         console.print(f"[bold]{rank}. {escape(where)}[/bold]  [dim]relevance {hit.relevance:.2f} {hit.match}[/dim]")
-        console.print(escape(snippet))
+        console.print(escape(_snippet(hit.text)))
         console.print(f"[dim]{escape(hit.citation_label)} · {escape(dated(hit.date, hit.date_source))}[/dim]")
         console.print(hit.citation, markup=False, highlight=False, soft_wrap=True, style="cyan")
         for note in hit.notes:
             console.print(f"[yellow]note: {escape(note)}[/yellow]")
+        for passage in hit.more:
+            console.print(f"  [dim]more of this document:[/dim] {escape(passage.section or hit.title)}  "
+                          f"[dim]{escape(passage.citation_label)}[/dim]")
+            console.print("  " + escape(_snippet(passage.text)))
         console.print()
+
+
+def _snippet(text: str) -> str:
+    text = " ".join(text.split())
+    return text[:SNIPPET_CHARS] + ("…" if len(text) > SNIPPET_CHARS else "")
 
 
 def when(epoch: float) -> str:

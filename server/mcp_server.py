@@ -32,7 +32,7 @@ from ingest.embedder import one_thread_per_query
 from server.asked import LOCAL, Asker
 from server.check import Outcome, check
 from server.fetch import Fetched
-from server.hits import dated
+from server.hits import Passage, dated
 from server.questions import Question
 from server.relevance import LIKELY, PARTIAL, POSSIBLE, STRONG, VERDICT_DEPTH, WORDS_WEIGHT, Verdict
 from server.search import MAX_LIMIT, MAX_QUERY_CHARS, Hit, Searcher
@@ -154,6 +154,8 @@ def build_server(config: Config, token_verifier=None, auth=None, service: Servic
             "passages (best first) quoted from the sources: each with an id (pass it to fetch to read around "
             "it), its doc_id (fetch reads the whole document), title, kind, source, date, and a citation a "
             "person can open (a file with #page or #heading, a Slack permalink, a recording with #t=). "
+            "A hit is a document's best passage with, in more, up to two further passages of that document "
+            "the query also matched, each with its own id and citation (read them: the answer is often there). "
             "Near-identical passages are folded into one hit (see duplicates). A hit may carry notes from "
             "corpus's review of the whole corpus: 'possibly superseded by' a newer passage (such hits are "
             "ranked a little lower), 'conflicts with' another passage, with the differing values, or a "
@@ -345,8 +347,16 @@ def render_hits(result: SearchResult) -> str:
         notes = "".join(f"   note: {one_line(note)}\n" for note in hit.notes)
         blocks.append(f"{n}. {_title(where)} [{_meta(hit)}] id={one_line(hit.id)} "
                       f"relevance {hit.relevance:.2f} ({hit.match})\n"
-                      f"   cite: {_cite(hit.citation_label, hit.citation)}\n{notes}{quoted(hit.text)}")
+                      f"   cite: {_cite(hit.citation_label, hit.citation)}\n{notes}{quoted(hit.text)}"
+                      + "".join(_more(hit, passage) for passage in hit.more))
     return "\n\n".join(blocks)
+
+
+def _more(hit: Hit, passage: Passage) -> str:
+    """A further passage of a hit's document, framed and cited like the hit's own."""
+    notes = "".join(f"   note: {one_line(note)}\n" for note in passage.notes)
+    return (f"\n   more of this document: {_title(passage.section or hit.title)} id={one_line(passage.id)}\n"
+            f"   cite: {_cite(passage.citation_label, passage.citation)}\n{notes}{quoted(passage.text)}")
 
 
 def render_fetched(item: Fetched) -> str:

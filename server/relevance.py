@@ -8,14 +8,15 @@ about 0.03 to a good hit and a useless one alike). Two signals do carry meaning:
   keyword index and stemmed as that index stems; a word the corpus never uses weighs most ("softball" in "Is
   there a company softball team I can join?").
 
-Each hit's ``relevance`` is a logistic model of the two with fixed coefficients, fitted once on the development
-questions (bench/relevance_fit.py on bench/questions/dev.toml; never at run time): the estimated chance that the
-passage holds the answer, as measured there. ``match`` says it in a word.
+Each passage's ``relevance`` is a logistic model of the two with fixed coefficients, fitted once on the
+development questions (bench/relevance_fit.py on bench/questions/dev.toml; never at run time): the estimated
+chance that the passage holds the answer, as measured there. A hit shows its most relevant passage's (a hit may
+carry further passages of its document); ``match`` says it in a word.
 
-The result's verdict, ``answer_in_corpus``, reads the first ``VERDICT_DEPTH`` hits together: the similarity of
-the closest one plus half the share of the query's words (IDF-weighted, as above) that at least one of them
-holds. A question the corpus does not answer is usually either far in meaning from every passage or asks about
-something no passage names (a year, a place, a product the corpus never mentions).
+The result's verdict, ``answer_in_corpus``, reads the passages of the first ``VERDICT_DEPTH`` hits together:
+the similarity of the closest one plus half the share of the query's words (IDF-weighted, as above) that at least
+one of them holds. A question the corpus does not answer is usually either far in meaning from every passage or
+asks about something no passage names (a year, a place, a product the corpus never mentions).
 """
 
 from __future__ import annotations
@@ -79,20 +80,26 @@ def judged(snapshot: Snapshot, terms: Sequence[keyword.QueryTerm], vector: np.nd
     ``terms`` and ``vector`` are the query's (``vector`` None only without hits)."""
     if not hits or vector is None:
         return Found(hits, "unlikely", 0.0, 0.0)
-    rowids, stored = _rows(snapshot, [h.id for h in hits])
+    owner = [n for n, hit in enumerate(hits) for _ in range(1 + len(hit.more))]  # each passage's hit
+    rowids, stored = _rows(snapshot, [chunk_id for hit in hits for chunk_id in (hit.id, *(p.id for p in hit.more))])
     # both sides are unit vectors (the embedder normalises), so the dot product is the cosine; einsum, not `@`,
     # starts no BLAS threads (see store.vectors.most_similar)
     similarities = np.einsum("ij,j->i", stored, np.asarray(vector, dtype=np.float32))
     weights, held = words(terms, rowids)
     total = float(weights.sum()) or 1.0
     coverages = weights @ held / total
-    scored = []
-    for hit, similarity, covered in zip(hits, similarities.tolist(), coverages.tolist(), strict=True):
-        value = relevance(similarity, covered)
-        scored.append(replace(hit, similarity=round(similarity, 3), coverage=round(covered, 3),
-                              relevance=round(value, 3), match=match(value)))
-    closest = float(similarities[:VERDICT_DEPTH].max())
-    together = float(weights @ held[:, :VERDICT_DEPTH].any(axis=1)) / total
+    values = [relevance(similarity, covered) for similarity, covered in zip(similarities.tolist(), coverages.tolist(),
+                                                                             strict=True)]
+    best: dict[int, int] = {}  # hit -> its most relevant passage
+    for i, n in enumerate(owner):
+        if n not in best or values[i] > values[best[n]]:
+            best[n] = i
+    scored = [replace(hit, similarity=round(float(similarities[i]), 3), coverage=round(float(coverages[i]), 3),
+                      relevance=round(values[i], 3), match=match(values[i]))
+              for hit, i in zip(hits, (best[n] for n in range(len(hits))), strict=True)]
+    first = [i for i, n in enumerate(owner) if n < VERDICT_DEPTH]
+    closest = float(similarities[first].max())
+    together = float(weights @ held[:, first].any(axis=1)) / total
     return Found(scored, verdict(closest, together), round(closest, 3), round(together, 3))
 
 

@@ -26,7 +26,7 @@ from server import rank, relevance
 from server.asked import Asker, QuestionHook
 from server.fetch import Fetched
 from server.fetch import fetch as fetch_item
-from server.hits import Hit, hit_from
+from server.hits import Hit, hit_from, passage_from
 from server.query_vectors import QueryVectors
 from server.sources import SourceInfo, list_sources
 from store import annotations, keyword, people, vectors
@@ -40,6 +40,14 @@ RRF_K = 60
 MAX_DEPTH = 2000  # the deepest unfiltered list checked against a filter
 DEEP_CANDIDATE_COST = 8  # one candidate of a deeper unfiltered list costs about as much as scoring 8 chunks exactly
 FACTS_KEPT = 64  # sources and people per (generation, access groups) a searcher remembers
+PASSAGES = 3  # passages of one document a hit carries (dev questions, first hit right: 51% one, 56% two, 59% three)
+RESULT_CHARS = 1800  # what a result may carry per hit asked for, further passages, citations and fields included:
+# at limit 5, 9,000 characters, within the ~2,500 tokens (characters / 4) a result should stay under
+ROOM_CHARS = 18_000  # and at most this, whatever the limit: 20 hits carry about their own passages only
+HIT_FIELDS = 350  # characters a hit's fields and frame add to its title, text and citation
+PASSAGE_FIELDS = 100  # the same for a further passage
+POOL = 60  # fused places further passages come from
+STEP = 20  # fused places whose rows are read at once
 SUPERSEDED_DROP = 3  # places a chunk `corpus dream` found superseded moves down: still shown, after the newer
 Mode = Literal["hybrid", "dense", "keyword"]
 _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="corpus-keyword")
@@ -260,27 +268,65 @@ def _down_rank(fused: list[tuple[str, float]], notes: dict[str, list]) -> list[t
 
 def _collapse(snapshot: Snapshot, fused: list[tuple[str, float]], rows: dict, limit: int,
               notes: dict[str, list]) -> list[Hit]:
-    """Top hits with near-duplicates (the same text in two places) folded into the better one."""
-    hits: list[Hit] = []
-    shingles: list[frozenset[str]] = []
+    """Top hits, each a document's best passage with up to ``PASSAGES - 1`` more of that document from the first
+    ``POOL`` places (a document with more gets another hit). A near-duplicate (the same text in two places) folds
+    into the passage it repeats. Further passages join in fused order while the result stays within
+    ``RESULT_CHARS`` a hit and ``ROOM_CHARS`` in all, every hit's own passage counted first."""
+    groups: list[list[str]] = []  # chunk ids per hit, its own passage first
+    filling: dict[str, int] = {}  # document -> the group its next passage joins
+    kept: list[tuple[frozenset[str], int]] = []  # each passage taken: its words, its group
+    folded: dict[int, list[str]] = {}
     position = 0
-    while len(hits) < limit and position < len(fused):
-        window = fused[position:position + limit * 2]
-        position += len(window)
-        _rows(snapshot, rows, [chunk_id for chunk_id, _ in window])
-        for chunk_id, score in window:
-            if chunk_id not in rows or len(hits) >= limit:
+    while position < len(fused) and (len(groups) < limit or position < POOL):
+        window = [chunk_id for chunk_id, _ in fused[position:position + STEP]]
+        # once the hits are all there, only their documents' passages are read
+        _rows(snapshot, rows, window if len(groups) < limit else [c for c in window if _document(c) in filling])
+        for offset, chunk_id in enumerate(window, start=position):
+            group = filling.get(_document(chunk_id))
+            joins = group is not None and len(groups[group]) < PASSAGES and offset < POOL
+            if chunk_id not in rows or not joins and len(groups) >= limit:
                 continue
             text, meta = rows[chunk_id]
             words = _words(text)
-            twin = next((i for i, seen in enumerate(shingles) if _similar(words, seen)), None)
+            twin = next((n for seen, n in kept if _similar(words, seen)), None)
             if twin is not None:
-                hits[twin].duplicates.append(meta.get("citation_uri", ""))
+                folded.setdefault(twin, []).append(meta.get("citation_uri", ""))
                 continue
-            shingles.append(words)
-            hits.append(hit_from(chunk_id, text, meta, score))
-            hits[-1].notes.extend(a.note() for a in notes.get(chunk_id, ()))
+            if joins:
+                groups[group].append(chunk_id)
+            else:
+                group = filling[_document(chunk_id)] = len(groups)
+                groups.append([chunk_id])
+            kept.append((words, group))
+        position += len(window)
+    room = min(RESULT_CHARS * limit, ROOM_CHARS) - sum(_size(*rows[group[0]]) + HIT_FIELDS for group in groups)
+    more: dict[str, list[str]] = {}
+    for chunk_id in (chunk_id for chunk_id, _ in fused[:POOL]):  # fused order: the best further passages first
+        group = next((g for g in groups if chunk_id in g[1:]), None)
+        if group is not None and _size(*rows[chunk_id]) + PASSAGE_FIELDS <= room:
+            room -= _size(*rows[chunk_id]) + PASSAGE_FIELDS
+            more.setdefault(group[0], []).append(chunk_id)
+    scores = dict(fused)
+    hits = []
+    for n, group in enumerate(groups):
+        lead = group[0]
+        passages = [passage_from(chunk_id, *rows[chunk_id]) for chunk_id in more.get(lead, [])]
+        for passage in passages:
+            passage.notes.extend(a.note() for a in notes.get(passage.id, ()))
+        hits.append(hit_from(lead, *rows[lead], scores[lead], passages))
+        hits[-1].duplicates.extend(folded.get(n, []))
+        hits[-1].notes.extend(a.note() for a in notes.get(lead, ()))
     return hits
+
+
+def _document(chunk_id: str) -> str:
+    return chunk_id.rpartition(":")[0]  # chunk ids are "<doc_id>:<ordinal>" (corpus.records.chunk_id)
+
+
+def _size(text: str, meta: dict) -> int:
+    """The characters a passage puts in a result, beside its fields' names."""
+    return sum(len(part) for part in (text, meta.get("title", ""), meta.get("section") or "",
+                                       meta.get("citation_uri", ""), meta.get("citation_label", "")))
 
 
 def _rows(snapshot: Snapshot, rows: dict, chunk_ids: list[str]) -> dict:

@@ -70,13 +70,14 @@ def test_offline_verdicts_follow_the_evidence_and_say_why(sample_corpus):
     _, searcher = sample_corpus
     result = check(searcher, QUIZ, Claude(load_config_claude(), environ={}))
     verdicts = [o.verdict for o in result.outcomes]
-    assert verdicts == ["answered", "answered", "partly", "missing", "missing"]  # owner/owns: a possible answer
+    # the last is answered (its "Ownership summary" passage among the hits) but not from the source it names
+    assert verdicts == ["answered", "answered", "partly", "missing", "partly"]
     owns = result.outcomes[0]
     assert owns.evidence[0].citation.endswith("ledgerline-architecture.docx")
     assert owns.evidence[0].found_by == "dense and keyword" and owns.evidence[0].similarity > 0.5
     assert "100% of the expected answer's words" in " ".join(result.outcomes[1].reasons)
     assert "expected source 'elsewhere' is not among the top passages" in result.outcomes[4].reasons
-    assert result.coverage() == pytest.approx((1 + 1 + 0.5 + 0 + 0) / 5)
+    assert result.coverage() == pytest.approx((1 + 1 + 0.5 + 0 + 0.5) / 5)
     assert result.mode.startswith("offline (no API key") and "retrieval evidence only" in result.mode
 
 

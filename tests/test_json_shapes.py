@@ -24,7 +24,8 @@ FIXTURES = Path(__file__).parent / "fixtures"
 LONG_NAME = "company-policies-and-procedures"  # 31 characters: cut to "company-pol…" before
 HIT_KEYS = {"id", "doc_id", "title", "kind", "source", "date", "text", "citation", "citation_label", "score",
             "section", "page", "people", "duplicates", "notes", "date_source", "relevance", "match", "similarity",
-            "coverage"}
+            "coverage", "more"}
+MORE_KEYS = {"id", "text", "citation", "citation_label", "section", "page", "people", "notes"}
 PASSAGE_KEYS = {"chunk_id", "doc_id", "title", "text", "citation", "updated", "date"}
 
 
@@ -98,6 +99,7 @@ def test_search_json_shape(store, capsys):
     assert set(shape) == {"query", "hits", "answer_in_corpus", "closest_similarity", "words_held"}
     assert shape["query"] == "refund period" and shape["answer_in_corpus"] in {"likely", "possible", "unlikely"}
     assert shape["hits"] and all(set(hit) == HIT_KEYS for hit in shape["hits"])
+    assert all(set(passage) == MORE_KEYS for hit in shape["hits"] for passage in hit["more"])
     assert all(datetime.fromisoformat(hit["date"]) for hit in shape["hits"] if hit["date"])
 
 

@@ -96,8 +96,36 @@ def test_scores_are_fused_not_ranks(db):
     fused = rank.fuse(lambda ids: vectors.stored(db, ids), query, ["other0:0", "other1:0", "other2:0"],
                       [("other1:0", 10.0), ("other0:0", 9.5)])
     assert [c for c, _ in fused] == ["other0:0", "other1:0", "other2:0"]
-    assert fused[0][1] == pytest.approx(0.4 * 1.0 + 0.6 * 0.95)
+    # two BM25 scores have no spread worth a z-score: each side is scaled by its best
+    assert fused[0][1] == pytest.approx(rank.DENSE * 1.0 + (1 - rank.DENSE) * 0.95)
     assert fused[2][1] == 0.0
+
+
+def _sides(tmp_path, n: int, shift: float = 0.0, stretch: float = 1.0) -> list[str]:
+    """``n`` candidates on each side, the BM25 scores moved by ``shift`` and multiplied by ``stretch``: the order."""
+    db = sqlite3.connect(tmp_path / f"sides-{shift}-{stretch}.sqlite")
+    db.executescript(keyword.SCHEMA + vectors.SCHEMA)
+    rng = np.random.default_rng(7)
+    docs = [Document(id=f"d{i}", source="s", kind="docs", native_id=f"d{i}.md", title=f"D{i}",
+                     citation=Citation(f"file:///d{i}.md", f"d{i}.md"), blocks=(), digest=f"d{i}") for i in range(n)]
+    cosines, bm25 = rng.uniform(0.2, 0.7, n), rng.uniform(2.0, 12.0, n)
+    ids = [f"d{i}:0" for i in range(n)]
+    with db:
+        keyword.replace_documents(db, [(doc, [_chunk(doc, 0, f"passage {i}")]) for i, doc in enumerate(docs)])
+        vectors.write(db, ids, np.array([[c, (1 - c * c) ** 0.5] for c in cosines]))
+    dense = [ids[i] for i in np.argsort(-cosines)]
+    lexical = sorted(((i, (s + shift) * stretch) for i, s in zip(ids, bm25, strict=True)), key=lambda kv: -kv[1])
+    fused = rank.fuse(lambda wanted: vectors.stored(db, wanted), np.array([1.0, 0.0], dtype=np.float32), dense,
+                      lexical)
+    return [c for c, _ in fused]
+
+
+def test_each_side_counts_in_its_own_spread(tmp_path):
+    """A z-score says how far above the query's usual candidate a passage stands, so neither side's scale nor its
+    offset (BM25 grows with a query's words) tips the balance; scaled by the best, an offset did."""
+    order = _sides(tmp_path, 2 * rank.SAMPLE)
+    assert _sides(tmp_path, 2 * rank.SAMPLE, shift=40.0) == order
+    assert _sides(tmp_path, 2 * rank.SAMPLE, stretch=7.0) == order
 
 
 def test_a_store_without_its_own_vectors_is_fused_by_rank(db):

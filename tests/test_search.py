@@ -183,6 +183,7 @@ def test_filtered_dense_hits_are_the_brute_force_ranking(searcher, monkeypatch, 
         monkeypatch.setattr(snapshot, "_matrix", replica._UNLOADED)
     monkeypatch.setattr(search_module, "DEEP_CANDIDATE_COST", 0 if deep else 10**9)
     monkeypatch.setattr(search_module, "MAX_DEPTH", 10**6 if deep else search_module.MAX_DEPTH)
+    monkeypatch.setattr(search_module, "PASSAGES", 1)  # a hit a passage, in the dense side's order
     query = "rules for expenses and laptops"
     hits = searcher.search(query, limit=10, filters=filters, mode="dense")
     folded = {uri for hit in hits for uri in hit.duplicates}  # near-duplicates collapse into the hit above them
