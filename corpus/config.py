@@ -164,6 +164,8 @@ class ClaudeSettings(Strict):
     api_key_env: str = Field(default="ANTHROPIC_API_KEY", description="environment variable holding the key")
     base_url: str | None = Field(default=None, description="a gateway or proxy instead of api.anthropic.com")
     contextualize: bool = Field(default=False, description="Claude situates each chunk in its document")
+    likely_questions: bool = Field(default=False, description="Claude writes questions each chunk answers; they are "
+                                   "keyword-indexed with it, so a question put in other words still finds it")
     max_concurrency: int = Field(default=4, ge=1, le=64)
     max_retries: int = Field(default=3, ge=0, le=10, description="on 429, 5xx and dropped connections")
     timeout: float = Field(default=60.0, gt=0)

@@ -85,11 +85,18 @@ class Chunk:
     citation: Citation
     people: tuple[str, ...] = field(default_factory=tuple)
     context: str = ""  # a sentence situating the span in its document, written by Claude when enabled
+    questions: str = ""  # questions the span answers, one a line, written by Claude when enabled
 
     @property
     def embed_text(self) -> str:
-        """The text that is embedded and keyword-indexed: the context header, Claude's context, the span."""
+        """The text that is embedded: the context header, Claude's context, the span."""
         return "\n".join(part for part in (self.header, self.context, self.text) if part)
+
+    @property
+    def index_text(self) -> str:
+        """The text that is keyword-indexed: what is embedded, and the questions the span answers (no model reads
+        them, so they cost the chunk none of the room the model has)."""
+        return "\n".join(part for part in (self.embed_text, self.questions) if part)
 
 
 def document_id(source: str, native_id: str) -> str:

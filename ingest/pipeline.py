@@ -96,14 +96,15 @@ class Run:
 
     @cached_property
     def claude(self) -> Claude | None:
-        return Claude(self.config.claude) if self.config.claude.contextualize else None
+        settings = self.config.claude
+        return Claude(settings) if settings.contextualize or settings.likely_questions else None
 
     @cached_property
     def chunker(self) -> Chunker:
         """Built on first use: it needs the model's tokenizer, which an unchanged corpus never loads."""
         chunking = self.config.chunking
         limit = min(chunking.max_tokens or self.embedder.max_tokens, self.embedder.max_tokens)
-        if self.claude is not None and self.claude.available:
+        if self.claude is not None and self.claude.available and self.config.claude.contextualize:
             limit -= RESERVE_TOKENS  # room for Claude's context sentence
         return Chunker(
             self.embedder.measure(),
@@ -117,7 +118,8 @@ class Run:
         if self.claude is None or not self.claude.available:
             return None
         return Contextualizer(self.claude, self.config.store_path / "contexts.sqlite", self.chunker.measure,
-                              self.embedder.max_tokens)
+                              self.embedder.max_tokens, context=self.config.claude.contextualize,
+                              questions=self.config.claude.likely_questions)
 
     def execute(self, sources: list[SourceSettings], full: bool, prune: bool, retry_failed: bool = False) -> RunResult:
         started = time.monotonic()
@@ -149,6 +151,7 @@ class Run:
         stats = self.contextualizer.stats
         self.contextualizer.close()
         line = (f"{claude.mode}: {stats.chunks} chunks, {stats.cached} from cache, {stats.written} written by Claude"
+                + (f", {stats.questioned} with likely questions" if self.config.claude.likely_questions else "")
                 + (f", {stats.missing} without (header only)" if stats.missing else "")
                 + (f", {stats.redacted} secret(s) masked in replies" if stats.redacted else "")
                 + f"; {claude.summary()}")

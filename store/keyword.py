@@ -81,12 +81,12 @@ def replace_documents(db: sqlite3.Connection, docs: Sequence[tuple[Document, Seq
             rowid += 1  # above every rowid a segment covers, so a tombstone never hides a new row
             db.execute("INSERT INTO chunk_meta (rowid, chunk_id, doc_id, source, kind, updated, access) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?)", (rowid, chunk.id, doc.id, doc.source, doc.kind, updated, access))
-            db.execute("INSERT INTO chunk_text (rowid, text) VALUES (?, ?)", (rowid, chunk.embed_text))
+            db.execute("INSERT INTO chunk_text (rowid, text) VALUES (?, ?)", (rowid, chunk.index_text))
             people = dict.fromkeys((*doc.authors, *chunk.people))
             db.executemany("INSERT INTO chunk_people (chunk_rowid, person) VALUES (?, ?)",
                            [(rowid, person.lower()) for person in people])
             people_names.record(db, people)
-            texts.append((rowid, chunk.embed_text))
+            texts.append((rowid, chunk.index_text))
     postings.add(db, texts)
 
 

@@ -80,3 +80,56 @@ def test_a_claude_outage_never_blocks_ingest(tmp_path, embedder, monkeypatch):
     # Three failures in a row switch Claude off; calls already in flight (4 at most) still finish.
     assert 3 <= len(stub.requests) <= 3 + 3 < result.total("chunks")
     assert result.claude_usage["missing"] == result.total("chunks")
+
+
+SECRET = "AKIA" + "QUESTIONKEY12345"
+
+
+def ask_back(body: dict) -> str:
+    """Likely questions: one in words the handbook never uses for its meals passage, one quoting a secret, and a
+    fourth."""
+    chunk = body["messages"][0]["content"].split("</chunk>")[0]
+    if "45 EUR per day" in chunk:
+        return (f"Q: What per diem do I get when I sleep away from home?\nQ: Is key {SECRET} still valid?\n"
+                "Q: Who pays?\nQ: A quokka fourth?")
+    return "Q: What does this part of the handbook say?"
+
+
+@pytest.mark.slow
+def test_likely_questions_are_keyword_indexed_not_embedded_and_cached(tmp_path, embedder, monkeypatch):
+    from server.search import Searcher
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    extra = '[claude]\nlikely_questions = true\nbase_url = "{url}"\nmax_retries = 0\n'
+    docs = docs_source("handbook", SAMPLE, include=["*.md"])
+    (tmp_path / "plain").mkdir()
+    plain = load_config(write_config(tmp_path / "plain", docs))
+    plain_run = ingest(plain, embedder=embedder, progress=Progress(interval=999))
+    with MessagesStub(ask_back) as stub:
+        config = load_config(write_config(tmp_path, docs, extra.format(url=stub.url)))
+        first = ingest(config, embedder=embedder, progress=Progress(interval=999))
+        asked = len(stub.requests)
+        ingest(config, full=True, embedder=embedder, progress=Progress(interval=999))
+    assert asked == first.total("chunks") == plain_run.total("chunks")  # no room kept for a context sentence
+    assert len(stub.requests) == asked  # the rebuild took every reply from the cache
+    assert "starting with \"Q: \"" in stub.requests[0]["messages"][0]["content"]
+    assert f"{asked} with likely questions" in first.contextual
+    texts = indexed_texts(config.store_path)
+    assert sum("What does this part of the handbook say?" in t for t in texts) == asked - 1
+    assert not any(SECRET in t for t in texts) and not any("quokka" in t for t in texts)  # masked; three at most
+
+    searcher, before = Searcher(config, embedder), Searcher(plain, embedder)
+    hits = searcher.search("per diem when sleeping away from home", limit=1, mode="keyword")
+    assert hits and "45 EUR per day" in hits[0].text and "per diem" not in hits[0].text
+    assert all("45 EUR per day" not in h.text for h in before.search("per diem when sleeping away from home", limit=1,
+                                                                      mode="keyword"))
+
+
+def test_a_reply_splits_into_its_sentences_and_at_most_three_questions():
+    from ingest.contextualize import split_reply
+
+    reply = "\n".join(("Part of the travel policy.", "Q: How much for meals?", "It sits under Travel.",
+                       "q: Breakfast too?", "Q:", "Q: c?", "Q: d?"))
+    assert split_reply(reply) == ("Part of the travel policy. It sits under Travel.",
+                                  ["How much for meals?", "Breakfast too?", "c?"])
+    assert split_reply("Only a sentence.") == ("Only a sentence.", [])
