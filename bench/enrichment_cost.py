@@ -26,7 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.mcp_store import ensure_store  # noqa: E402
-from bench.questions_eval import DATA, SOURCES, config_text  # noqa: E402
+from bench.questions_eval import SOURCES, config_text  # noqa: E402
+from bench.sessions import sources_missing  # noqa: E402
 from corpus.config import ClaudeSettings  # noqa: E402
 from ingest.contextualize import DOCUMENT_CHARS, PROMPTS, SYSTEM  # noqa: E402
 
@@ -71,9 +72,7 @@ def main() -> int:
     parser.add_argument("--context-tokens", type=int, default=50, help="a reply's sentences, tokens")
     parser.add_argument("--question-tokens", type=int, default=45, help="a reply's three questions, tokens")
     args = parser.parse_args()
-    missing = [where for _, where, _ in SOURCES.values() if not (DATA / where).is_dir()]
-    if missing:
-        print(f"shared data missing: {', '.join(missing)}", file=sys.stderr)
+    if sources_missing(SOURCES):
         return 2
     from connectors import load_config
     from ingest.embedder import Embedder

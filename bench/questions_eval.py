@@ -37,6 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.mcp_store import Search, ensure_store, hit_text, mcp_search  # noqa: E402
+from bench.sessions import sources_missing  # noqa: E402
 from server.questions import Question, load_questions  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
@@ -194,9 +195,7 @@ def main() -> int:
     parser.add_argument("--limit", type=int, help="ask only the first N questions of each kind")
     parser.add_argument("--signals", type=Path, help="write the dev questions' hit signals here (JSON lines)")
     args = parser.parse_args()
-    missing = [where for _, where, _ in SOURCES.values() if not (DATA / where).is_dir()]
-    if missing:
-        print(f"shared data missing: {', '.join(missing)}", file=sys.stderr)
+    if sources_missing(SOURCES):
         return 2
     cases = limited(load_cases(args.split), args.limit)
     folder = args.keep.resolve() if args.keep else Path(tempfile.mkdtemp(prefix="corpus-questions-"))

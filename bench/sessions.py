@@ -63,6 +63,15 @@ class Row:
     pss: float = 0.0
 
 
+def sources_missing(sources: dict[str, tuple[str, str, str]]) -> bool:
+    """True, having said which, when a source folder (``sources``: name -> kind, folder, options) is missing from
+    ../shared/data."""
+    missing = [where for _, where, _ in sources.values() if not (DATA / where).is_dir()]
+    if missing:
+        print(f"shared data missing: {', '.join(missing)}", file=sys.stderr)
+    return bool(missing)
+
+
 def write_config(folder: Path) -> Path:
     config = folder / "corpus.toml"
     sources = "".join(f'\n[[sources]]\nname = "{name}"\nkind = "{kind}"\npath = {json.dumps(str(DATA / where))}\n'
@@ -179,9 +188,7 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=5)
     parser.add_argument("--keep", type=Path, help="build the store in (or reuse it from) this folder")
     args = parser.parse_args()
-    missing = [where for _, where, _ in SOURCES.values() if not (DATA / where).is_dir()]
-    if missing:
-        print(f"shared data missing: {', '.join(missing)}", file=sys.stderr)
+    if sources_missing(SOURCES):
         return 2
 
     folder = args.keep.resolve() if args.keep else Path(tempfile.mkdtemp(prefix="corpus-sessions-"))
