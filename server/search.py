@@ -40,7 +40,7 @@ RRF_K = 60
 MAX_DEPTH = 2000  # the deepest unfiltered list checked against a filter
 DEEP_CANDIDATE_COST = 8  # one candidate of a deeper unfiltered list costs about as much as scoring 8 chunks exactly
 FACTS_KEPT = 64  # sources and people per (generation, access groups) a searcher remembers
-PASSAGES = 3  # passages of one document a hit carries (dev questions, first hit right: 51% one, 56% two, 59% three)
+PASSAGES = 3  # passages of one document a hit carries (dev questions answered by the first hit: 51% one, 61% three)
 RESULT_CHARS = 1800  # what a result may carry per hit asked for, further passages, citations and fields included:
 # at limit 5, 9,000 characters, within the ~2,500 tokens (characters / 4) a result should stay under
 ROOM_CHARS = 18_000  # and at most this, whatever the limit: 20 hits carry about their own passages only
