@@ -54,7 +54,7 @@ class RunResult:
     sources: dict[str, SourceStats]
     seconds: float
     removed_sources: dict[str, int] = field(default_factory=dict)
-    contextual: str | None = None  # how chunks got their context sentences, when [claude] contextualize is on
+    contextual: str | None = None  # how chunks got Claude's sentences or questions, when [claude] asks for either
     claude_usage: dict | None = None
 
     def total(self, name: str) -> int:
