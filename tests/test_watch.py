@@ -34,9 +34,12 @@ class Watcher:
     """`corpus ingest --watch` in a subprocess, its output lines collected as they come."""
 
     def __init__(self, config: Path):
+        # Ctrl-C as a person at a terminal sends it: a run started in the background of a script (CI launched with
+        # `&`) ignores SIGINT and passes that on to its children, and the watch then never saw the signal
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "cli.main", "--config", str(config), "ingest", "--watch"],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         self.lines: list[str] = []
         self._new: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
