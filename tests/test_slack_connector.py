@@ -198,6 +198,20 @@ def test_bursts_split_at_quiet_gaps_and_at_the_cap(tmp_path):
     assert general[1].native_id == f"C1/{ts(T0 + 200 * 60)}"
 
 
+def test_an_answer_hours_later_stays_with_its_question(tmp_path):
+    """A quiet channel: the answer comes ten hours after the question, the next talk thirteen after that."""
+    talk = [msg("U1", T0, "have you gotten R to work in Jupyter on a mac? I got stuck on a dependency"),
+            msg("U2", T0 + 3 * 3600, "do you have zeroMQ installed?"),
+            msg("U1", T0 + 10 * 3600, "yes, it was zeroMQ"),
+            msg("U2", T0 + 23 * 3600, "anyone going to the meetup tonight?")]
+    docs, _ = load_all(slack(write_export(tmp_path / "export", {"2016-03-01.json": talk[:2],
+                                                               "2016-03-02.json": talk[2:]})))
+    general = sorted((d for nid, d in docs.items() if nid.startswith("C1/") and nid != "C1/about"),
+                     key=lambda d: d.created)
+    assert [[text.rpartition(": ")[2] for text in texts(d)] for d in general] == [
+        [m["text"] for m in talk[:3]], [talk[3]["text"]]]
+
+
 def zip_folder(folder: Path, target: Path, extra: dict[str, bytes] | None = None) -> Path:
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as z:
         for path in sorted(folder.rglob("*")):
