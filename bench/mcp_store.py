@@ -8,6 +8,8 @@ no shared engine outlives the run.
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 import time
@@ -20,19 +22,41 @@ from bench.sessions import corpus_command, published
 Search = Callable[[str, int], Awaitable[dict]]
 
 
+# the development store takes about 8 million tokens (input, cached and output), over the 2 million a run may spend
+ENRICHED = "\n[claude]\ncontextualize = true\nlikely_questions = true\ntoken_budget = 20_000_000\n"
+KEY = "ANTHROPIC_API_KEY"
+CLAUDE_LINE = re.compile(r"contextual chunks: Claude .*?≈ \$[\d.]+")  # the ingest summary's, wrapped or not
+
+
+def enrichment(wanted: bool) -> str:
+    """The ``[claude]`` section a bench's ``--enrich`` adds: Claude situates each chunk and writes the questions it
+    answers, so what that buys is measured on the same questions. Without a key the ingest would fall back to plain
+    chunks and measure nothing new: that stops the bench instead."""
+    if not wanted:
+        return ""
+    if not os.environ.get(KEY, "").strip():
+        raise SystemExit(f"--enrich needs ${KEY}: without it the ingest writes plain chunks")
+    return ENRICHED
+
+
 def ensure_store(folder: Path, config_text: str) -> tuple[Path, str]:
-    """``folder/corpus.toml`` written and its store ingested, or reused when already published; how it went."""
+    """``folder/corpus.toml`` written and its store ingested, or reused when already published; how it went.
+    A store built from another corpus.toml (with or without ``--enrich``) is not reused: it would measure that."""
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / "corpus.toml"
-    config.write_text(config_text)
     if published(folder / "store"):
+        if config.exists() and config.read_text() != config_text:
+            raise SystemExit(f"{folder} holds a store built from another corpus.toml; keep this run in a new folder")
         return config, "reused"
+    config.write_text(config_text)
     print(f"ingesting into {folder / 'store'} (this takes a while)", file=sys.stderr, flush=True)
     started = time.perf_counter()
     with (folder / "ingest.log").open("w") as log:
         subprocess.run([*corpus_command(), "--config", str(config), "ingest"], check=True, cwd=folder,
                        stdout=log, stderr=subprocess.STDOUT)
-    return config, f"built in {time.perf_counter() - started:.0f} s"
+    seconds = time.perf_counter() - started
+    claude = CLAUDE_LINE.search(" ".join((folder / "ingest.log").read_text().split()))
+    return config, f"built in {seconds:.0f} s" + (f"; {claude.group()}" if claude else "")
 
 
 @asynccontextmanager

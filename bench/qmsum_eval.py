@@ -9,9 +9,10 @@ user's transcripts would be. Every specific query is asked through the MCP ``sea
 35 meetings at once. A hit is a returned passage holding a run of six consecutive words (lowercased word
 characters) from one of the relevant turns; hit@5 and hit@10 count queries with a hit among the first 5 or 10.
 
-    python bench/qmsum_eval.py [--keep DIR]
+    python bench/qmsum_eval.py [--keep DIR] [--enrich]
 
 ``--keep DIR`` writes the transcripts and builds the store in DIR, or reuses the one already published there.
+``--enrich`` builds it with Claude's contextual sentences and likely questions (needs $ANTHROPIC_API_KEY).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.mcp_store import Search, ensure_store, hit_text, mcp_search  # noqa: E402
+from bench.mcp_store import Search, enrichment, ensure_store, hit_text, mcp_search  # noqa: E402
 
 QMSUM = REPO.parent / "shared" / "data" / "bench" / "qmsum-test"
 RUN = 6  # words in a row that tie a passage to a relevant turn
@@ -132,6 +133,8 @@ def report(queries: list[Query], ranks: list[int | None]) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keep", type=Path, help="build the store in (or reuse it from) this folder")
+    parser.add_argument("--enrich", action="store_true",
+                        help="ingest with [claude] contextualize and likely_questions (needs $ANTHROPIC_API_KEY)")
     args = parser.parse_args()
     if not QMSUM.is_dir():
         print(f"shared data missing: {QMSUM}", file=sys.stderr)
@@ -139,7 +142,7 @@ def main() -> int:
     folder = args.keep.resolve() if args.keep else Path(tempfile.mkdtemp(prefix="corpus-qmsum-"))
     try:
         queries = prepare(folder)
-        config, built = ensure_store(folder, config_text())
+        config, built = ensure_store(folder, config_text() + enrichment(args.enrich))
 
         async def run() -> list[int | None]:
             async with mcp_search(config) as search:

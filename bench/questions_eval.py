@@ -12,9 +12,10 @@ signals it reads (the closest hit's similarity, the share of the query's words t
 limit-5 result is given in tokens (characters / 4) of the text block the model reads and of the structured JSON.
 Dev misses are listed; holdout misses are not, so nobody tunes to them.
 
-    python bench/questions_eval.py [--split dev|holdout|all] [--keep DIR] [--limit N] [--signals FILE]
+    python bench/questions_eval.py [--split dev|holdout|all] [--keep DIR] [--limit N] [--signals FILE] [--enrich]
 
-``--keep DIR`` builds the store in DIR, or reuses the one already published there. ``--limit N`` asks only the
+``--keep DIR`` builds the store in DIR, or reuses the one already published there. ``--enrich`` builds it with
+Claude's contextual sentences and likely questions (``[claude]``; needs $ANTHROPIC_API_KEY). ``--limit N`` asks only the
 first N questions of each kind, for a quick look. ``--signals FILE`` writes each dev question's limit-10 hits
 with their relevance signals and whether they hold the answer span, as JSON lines: what
 bench/relevance_fit.py fits server/relevance.py's coefficients on (dev only: holdout is never written).
@@ -36,7 +37,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.mcp_store import Search, ensure_store, hit_text, mcp_search  # noqa: E402
+from bench.mcp_store import Search, enrichment, ensure_store, hit_text, mcp_search  # noqa: E402
 from bench.sessions import sources_missing  # noqa: E402
 from server.questions import Question, load_questions  # noqa: E402
 
@@ -192,6 +193,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", choices=[*SPLITS, "all"], default="all")
     parser.add_argument("--keep", type=Path, help="build the store in (or reuse it from) this folder")
+    parser.add_argument("--enrich", action="store_true",
+                        help="ingest with [claude] contextualize and likely_questions (needs $ANTHROPIC_API_KEY)")
     parser.add_argument("--limit", type=int, help="ask only the first N questions of each kind")
     parser.add_argument("--signals", type=Path, help="write the dev questions' hit signals here (JSON lines)")
     args = parser.parse_args()
@@ -200,7 +203,7 @@ def main() -> int:
     cases = limited(load_cases(args.split), args.limit)
     folder = args.keep.resolve() if args.keep else Path(tempfile.mkdtemp(prefix="corpus-questions-"))
     try:
-        config, built = ensure_store(folder, config_text())
+        config, built = ensure_store(folder, config_text() + enrichment(args.enrich))
 
         async def run() -> list[Outcome]:
             async with mcp_search(config) as search:
