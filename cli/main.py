@@ -99,7 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--min-coverage", type=_share, metavar="X",
                    help="exit with status 1 when coverage is below X (0.8 or 80%%)")
     p.add_argument("--offline", action="store_true", help="use the offline rule even when an API key is set")
-    p.add_argument("--depth", type=int, default=5, help="passages read per question (default 5)")
+    p.add_argument("--depth", type=int, default=5,
+                   help="hits read per question, with their further passages (default 5)")
     p.add_argument("--source", action="append", default=[], metavar="NAME",
                    help="check against this source only; repeatable (default: every source)")
     p.set_defaults(run=_check)
@@ -279,7 +280,9 @@ def _search(config, args) -> int:
     found = Searcher(config).find(args.query, limit=args.limit, filters=filters, asker=Asker())
     hits = found.hits
     if args.json:
-        emit({"query": args.query, **asdict(found)})
+        shown = asdict(found)
+        del shown["passages"]  # each passage's own signals: the hits already show their best passage's
+        emit({"query": args.query, **shown})
         return 0
     if not hits:
         print("no results: try other words or fewer filters")

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -50,6 +50,15 @@ POSSIBLE = 0.82  # at or above: "possible"; below: "unlikely"
 
 
 @dataclass(frozen=True)
+class Signals:
+    """One passage's own: a hit shows its most relevant passage's, `corpus check` weighs each passage on its own."""
+
+    similarity: float
+    coverage: float
+    relevance: float
+
+
+@dataclass(frozen=True)
 class Found:
     """A search's hits, each with its relevance, and the verdict on them with the two signals it reads."""
 
@@ -57,6 +66,7 @@ class Found:
     answer_in_corpus: Verdict
     closest_similarity: float  # the highest similarity among the first VERDICT_DEPTH hits
     words_held: float  # the IDF-weighted share of the query's words at least one of those hits holds
+    passages: dict[str, Signals] = field(default_factory=dict)  # every passage of the hits, by id
 
 
 def relevance(similarity: float, coverage: float) -> float:
@@ -81,7 +91,8 @@ def judged(snapshot: Snapshot, terms: Sequence[keyword.QueryTerm], vector: np.nd
     if not hits or vector is None:
         return Found(hits, "unlikely", 0.0, 0.0)
     owner = [n for n, hit in enumerate(hits) for _ in range(1 + len(hit.more))]  # each passage's hit
-    rowids, stored = _rows(snapshot, [chunk_id for hit in hits for chunk_id in (hit.id, *(p.id for p in hit.more))])
+    ids = [chunk_id for hit in hits for chunk_id in (hit.id, *(p.id for p in hit.more))]
+    rowids, stored = _rows(snapshot, ids)
     # both sides are unit vectors (the embedder normalises), so the dot product is the cosine; einsum, not `@`,
     # starts no BLAS threads (see store.vectors.most_similar)
     similarities = np.einsum("ij,j->i", stored, np.asarray(vector, dtype=np.float32))
@@ -94,13 +105,16 @@ def judged(snapshot: Snapshot, terms: Sequence[keyword.QueryTerm], vector: np.nd
     for i, n in enumerate(owner):
         if n not in best or values[i] > values[best[n]]:
             best[n] = i
-    scored = [replace(hit, similarity=round(float(similarities[i]), 3), coverage=round(float(coverages[i]), 3),
-                      relevance=round(values[i], 3), match=match(values[i]))
+    signals = [Signals(round(float(similarity), 3), round(float(covered), 3), round(value, 3))
+               for similarity, covered, value in zip(similarities.tolist(), coverages.tolist(), values, strict=True)]
+    scored = [replace(hit, similarity=signals[i].similarity, coverage=signals[i].coverage,
+                      relevance=signals[i].relevance, match=match(values[i]))
               for hit, i in zip(hits, (best[n] for n in range(len(hits))), strict=True)]
     first = [i for i, n in enumerate(owner) if n < VERDICT_DEPTH]
     closest = float(similarities[first].max())
     together = float(weights @ held[:, first].any(axis=1)) / total
-    return Found(scored, verdict(closest, together), round(closest, 3), round(together, 3))
+    return Found(scored, verdict(closest, together), round(closest, 3), round(together, 3),
+                 dict(zip(ids, signals, strict=True)))
 
 
 def words(terms: Sequence[keyword.QueryTerm], rowids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -194,9 +194,12 @@ def test_claude_verdict_rests_on_the_passage_it_quotes(sample_corpus):
         claude = Claude(load_config_claude(base_url=stub.url), environ={"ANTHROPIC_API_KEY": KEY})
         outcome = check(searcher, [question], claude).outcomes[0]
     assert outcome.judged_by == "claude" and len(outcome.quotes) == 1  # passage 0 is no passage, not the last one
-    assert outcome.evidence[0].rank == 3 and outcome.rests_on == outcome.evidence[0].id
-    assert outcome.quotes[0].citation == outcome.evidence[0].citation
-    assert outcome.reasons[0].startswith(f"rests on “{outcome.evidence[0].title}” (search rank 3)")
+    basis = outcome.evidence[0]
+    assert outcome.rests_on == basis.id and outcome.quotes[0].citation == basis.citation
+    assert outcome.quotes[0].text in " ".join(basis.text.split())  # the third passage Claude read
+    hits = searcher.search(question.text, limit=5)
+    rank = next(n for n, hit in enumerate(hits, start=1) if basis.id in {hit.id, *(p.id for p in hit.more)})
+    assert basis.rank == rank and outcome.reasons[0].startswith(f"rests on “{basis.title}” (search rank {rank})")
 
 
 @pytest.mark.slow

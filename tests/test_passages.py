@@ -6,17 +6,23 @@ passing, searched as `corpus search` and the MCP tool do.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import pytest
 
 from connectors import load_config
+from corpus.claude import Claude
+from corpus.config import ClaudeSettings
 from ingest.pipeline import ingest
 from ingest.progress import Progress
 from server import relevance, search
+from server.check import check
 from server.mcp_server import SearchResult, render_hits
+from server.questions import Question
 from server.search import Searcher
 from store import keyword
+from tests.anthropic_stub import KEY, MessagesStub
 from tests.conftest import docs_source, write_config
 
 SECTIONS = {
@@ -100,3 +106,27 @@ def test_the_model_reads_each_further_passage_quoted_and_cited(searcher):
     for passage in found.hits[0].more:
         assert f"id={passage.id}\n" in text and passage.citation in text
         assert f"> {passage.text}" in text
+
+
+def test_the_check_reads_a_hits_further_passages_each_on_its_own(searcher):
+    """An expected answer in a further passage is found there, offline and by Claude, and cited to that passage."""
+    lead = searcher.search("annual leave", limit=5)[0]
+    further = lead.more[0]
+    question = Question("annual leave", answer=further.text)
+    offline = check(searcher, [question], Claude(ClaudeSettings(), environ={})).outcomes[0]
+    assert offline.verdict == "answered" and offline.rests_on == further.id
+    assert offline.evidence[0].citation == further.citation and offline.evidence[0].rank == 1
+    own = [e.relevance for e in offline.evidence if e.rank == 1]  # each passage's own; the hit shows the best
+    assert len(own) == search.PASSAGES and len(set(own)) > 1 and max(own) == lead.relevance
+
+    def reply(body):
+        prompt = body["messages"][0]["content"]
+        passages = [p.split("\n</passage>")[0] for p in prompt.split("<passage>\n")[1:]]
+        return json.dumps({"verdict": "answered", "answer": "As quoted.",
+                           "quotes": [{"passage": passages.index(further.text) + 1, "text": further.text}]})
+
+    with MessagesStub(reply) as stub:
+        claude = Claude(ClaudeSettings(max_retries=0, base_url=stub.url), environ={"ANTHROPIC_API_KEY": KEY})
+        judged = check(searcher, [Question("annual leave")], claude).outcomes[0]
+    assert judged.judged_by == "claude" and judged.rests_on == further.id
+    assert judged.quotes[0].citation == further.citation
