@@ -27,10 +27,11 @@ from store import keyword
 from store.filters import Filters
 
 DEPTH = 5  # hits read per question, each with its further passages
-# what a calling session's check (the MCP tool, the web page) reads: two hits with their further passages hold the
-# expected answer for 65 of the 84 development questions, in 2,300 characters a question on average; three hits'
-# own passages held it for 57, in 1,800
-SESSION_DEPTH = 2
+# the passage text a calling session's check (the MCP tool, the web page) gives each question, most relevant
+# passages first, so that twenty questions stay about the size they were with three hits' own passages (a reply's
+# text 13-15k tokens, its JSON 18-21k). On the 84 answerable development questions it holds the expected answer
+# for 66; the first three hits' own passages held it for 57
+SESSION_ROOM = 2000
 CLOSE = 0.55  # cosine similarities said in words: "close in meaning" at or above, "somewhat close" above SOMEWHAT
 SOMEWHAT = 0.40
 VERDICTS = ("answered", "partly", "missing")
@@ -105,11 +106,11 @@ class CheckResult:
 
 
 def check(searcher: Searcher, questions: list[Question], claude: Claude, depth: int = DEPTH,
-          filters: Filters | None = None, asker: Asker | None = None) -> CheckResult:
+          filters: Filters | None = None, asker: Asker | None = None, room: int | None = None) -> CheckResult:
     """``filters`` carries an HTTP caller's access groups: a check sees only what its caller may read; each
-    question is logged as asked by ``asker``."""
+    question is logged as asked by ``asker``; ``room``: the characters of passage text each question keeps."""
     filters = filters or Filters()
-    gathered = [(q, *gather(searcher, q, depth, filters, asker)) for q in questions]
+    gathered = [(q, *gather(searcher, q, depth, filters, asker, room)) for q in questions]
     outcomes = claude.map(lambda found: judge(claude, *found), gathered)
     mode = claude.mode if claude.available or claude.usage.calls else \
         f"{claude.mode}: retrieval evidence only; read the cited passages to confirm"
@@ -125,9 +126,10 @@ def only_sources(chosen: Sequence[str], known: Sequence[str]) -> Filters:
 
 
 def gather(searcher: Searcher, question: Question, depth: int = DEPTH, filters: Filters | None = None,
-           asker: Asker | None = None) -> tuple[list[Evidence], relevance.Verdict]:
+           asker: Asker | None = None, room: int | None = None) -> tuple[list[Evidence], relevance.Verdict]:
     """The passages of the first ``depth`` hits, each hit's further passages after its own (the answer is often
-    one of those), each with its own signals, and search's verdict on them."""
+    one of those), each with its own signals, and search's verdict on them. With ``room``, only the most relevant
+    passages whose text fits in it (the most relevant always), still in search order."""
     filters = filters or Filters()
     found = searcher.find(question.text, limit=max(depth, relevance.VERDICT_DEPTH), filters=filters, asker=asker)
     hits = found.hits[:depth]  # the verdict reads as many hits as at search, whatever the depth
@@ -135,8 +137,18 @@ def gather(searcher: Searcher, question: Question, depth: int = DEPTH, filters: 
         return [], found.answer_in_corpus
     dense = {h.doc_id for h in searcher.search(question.text, limit=10, filters=filters, mode="dense")}
     keyword = {h.doc_id for h in searcher.search(question.text, limit=10, filters=filters, mode="keyword")}
-    return [_evidence(hit, passage, found.passages[passage.id], dense, keyword, rank)
-            for rank, hit in enumerate(hits, start=1) for passage in (hit, *hit.more)], found.answer_in_corpus
+    evidence = [_evidence(hit, passage, found.passages[passage.id], dense, keyword, rank)
+                for rank, hit in enumerate(hits, start=1) for passage in (hit, *hit.more)]
+    return (evidence if room is None else _within(evidence, room)), found.answer_in_corpus
+
+
+def _within(evidence: list[Evidence], room: int) -> list[Evidence]:
+    kept: set[str] = set()
+    for e in sorted(evidence, key=lambda e: -e.relevance):
+        if not kept or len(e.text) <= room:
+            kept.add(e.id)
+            room -= len(e.text)
+    return [e for e in evidence if e.id in kept]
 
 
 def _evidence(hit: Hit, passage: Hit | Passage, signals: relevance.Signals, dense: set[str], keyword: set[str],

@@ -30,7 +30,7 @@ from corpus.config import Config
 from corpus.errors import CorpusError
 from ingest.embedder import one_thread_per_query
 from server.asked import LOCAL, Asker
-from server.check import SESSION_DEPTH, Outcome, check
+from server.check import SESSION_ROOM, Outcome, check
 from server.fetch import Fetched
 from server.hits import Passage, dated
 from server.questions import Question
@@ -253,9 +253,9 @@ def build_server(config: Config, token_verifier=None, auth=None, service: Servic
     @mcp.tool(
         description=(
             "Onboarding coverage check: does the corpus answer these questions? For each question returns the "
-            "passages of the first two hits (each hit's further passages too) with citations and an offline "
-            "verdict (answered / partly / missing) computed from retrieval signals only: search's "
-            "answer_in_corpus on the first hits (likely / possible / unlikely). "
+            "most relevant passages of the first hits (further passages of a hit's document too) with "
+            "citations and an offline verdict (answered / partly / missing) computed from retrieval signals "
+            "only: search's answer_in_corpus on the first hits (likely / possible / unlikely). "
             "The verdict does not read the text: read the passages yourself, quote the words that answer the "
             "question with their citation, and say plainly when the corpus does not answer it."
         ),
@@ -273,7 +273,7 @@ def build_server(config: Config, token_verifier=None, auth=None, service: Servic
         def run() -> CallToolResult:
             offline = Claude(config.claude, offline="the calling session judges")
             result = _translate(lambda: check(service.ready(), [Question(q) for q in questions], offline,
-                                              depth=SESSION_DEPTH, filters=filters, asker=asker))
+                                              room=SESSION_ROOM, filters=filters, asker=asker))
             reply = CheckReply(mode="offline retrieval evidence; read the passages to judge",
                                coverage=round(result.coverage(), 3), outcomes=result.outcomes)
             return _reply(reply, render_check(reply))

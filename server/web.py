@@ -35,7 +35,7 @@ from corpus.config import Config
 from corpus.errors import ConfigError, CorpusError
 from ingest.status import status
 from server.asked import LOCAL, Asker
-from server.check import SESSION_DEPTH, check
+from server.check import SESSION_ROOM, check
 from server.check_report import ORDER, clip, signals, to_markdown
 from server.hits import dated
 from server.http import StaticTokens
@@ -242,7 +242,7 @@ class Web:
             searcher = await self._ready()
             filters = Filters(groups=visitor.groups)
             result = await anyio.to_thread.run_sync(lambda: check(
-                searcher, questions, Claude(self.config.claude), depth=SESSION_DEPTH, filters=filters,
+                searcher, questions, Claude(self.config.claude), room=SESSION_ROOM, filters=filters,
                 asker=self._asker(visitor)))
         except (CorpusError, ToolError) as exc:
             return self.render(request, visitor, "check.html", 400, files=files, result=None, error=str(exc),

@@ -130,3 +130,14 @@ def test_the_check_reads_a_hits_further_passages_each_on_its_own(searcher):
         judged = check(searcher, [Question("annual leave")], claude).outcomes[0]
     assert judged.judged_by == "claude" and judged.rests_on == further.id
     assert judged.quotes[0].citation == further.citation
+
+
+def test_a_sessions_check_keeps_the_most_relevant_passages_that_fit_its_room(searcher):
+    question, offline = Question("annual leave"), Claude(ClaudeSettings(), environ={})
+    full = check(searcher, [question], offline).outcomes[0].evidence
+    best = max(full, key=lambda e: e.relevance)
+    room = sum(len(e.text) for e in full) // 2
+    kept = check(searcher, [question], offline, room=room).outcomes[0].evidence
+    assert best in kept and sum(len(e.text) for e in kept) <= room < sum(len(e.text) for e in full)
+    assert [e.id for e in full if e in kept] == [e.id for e in kept]  # in the order the full check gives them
+    assert check(searcher, [question], offline, room=1).outcomes[0].evidence == [best]  # the best, whatever its size
