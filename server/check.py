@@ -50,11 +50,11 @@ class Evidence:
     citation: str
     citation_label: str
     text: str
-    similarity: float  # cosine of the question and the passage (server.relevance, as on the search hit)
+    similarity: float  # cosine of the question and the passage (server.relevance, as search measured it)
     found_by: str  # "dense and keyword", "dense", "keyword": which retrievers have its document in their top 10
     rank: int  # its hit's place in the search results, from 1 (a hit's further passages share its rank)
     coverage: float = 0.0  # IDF-weighted share of the question's words in the passage (server.relevance)
-    relevance: float = 0.0  # the hit's relevance: the estimated chance that it holds the answer
+    relevance: float = 0.0  # the passage's relevance: the estimated chance that it holds the answer
 
 
 @dataclass(frozen=True)
@@ -143,6 +143,8 @@ def gather(searcher: Searcher, question: Question, depth: int = DEPTH, filters: 
 
 
 def _within(evidence: list[Evidence], room: int) -> list[Evidence]:
+    """The most relevant passages whose text fits in ``room`` characters (the most relevant whatever its size),
+    in their order in ``evidence``."""
     kept: set[str] = set()
     for e in sorted(evidence, key=lambda e: -e.relevance):
         if not kept or len(e.text) <= room:
