@@ -72,6 +72,7 @@ class Outcome:
     verdict: str  # the limit-5 result's answer_in_corpus
     closest: float  # what it reads: closest_similarity
     held: float  # and words_held
+    unmatched: list[str]  # and the names it asks about that none of those hits holds
     signals: list[dict]  # per limit-10 hit: similarity, coverage, relevance, whether it holds the span
     tokens_text: int  # the limit-5 result's text block, characters / 4
     tokens_json: int  # its structured content as JSON, characters / 4
@@ -116,7 +117,8 @@ async def ask_all(search: Search, cases: list[Case]) -> list[Outcome]:
         signals = [{"similarity": h["similarity"], "coverage": h["coverage"], "relevance": h["relevance"],
                     "holds": wanted in normalised(hit_text(h))} for h in ten["hits"]]
         outcomes.append(Outcome(case, rank(case.question.answer, hits), rank(case.question.answer, ten["hits"]),
-                                five["answer_in_corpus"], five["closest_similarity"], five["words_held"], signals,
+                                five["answer_in_corpus"], five["closest_similarity"], five["words_held"],
+                                five["unmatched_names"], signals,
                                 len(five["text"]) // 4, len(json.dumps(structured)) // 4,
                                 hits[0]["citation_label"] if hits else "(no hits)"))
         if n % 10 == 0:
@@ -223,7 +225,7 @@ def main() -> int:
     if args.signals:
         args.signals.write_text("".join(json.dumps({"question": o.case.question.text, "kind": o.case.kind,
                                                     "closest_similarity": o.closest, "words_held": o.held,
-                                                    "hits": o.signals}) + "\n"
+                                                    "unmatched_names": o.unmatched, "hits": o.signals}) + "\n"
                                         for o in outcomes if o.case.split == "dev"))
     print("\nlimit-5 result size, tokens (characters / 4):")
     print("\n".join(sizes(outcomes)))

@@ -6,7 +6,8 @@ hits with their similarity, coverage and whether they hold the answer span), fit
 holds the answer" on the two signals (Newton's method, a little L2 so a separable set stays finite), and prints
 the coefficients to write into server/relevance.py. Then it prints, for a range of cuts on the verdict's
 evidence (closest similarity + WORDS_WEIGHT x words held, as server/relevance.py has them), how many
-out-of-corpus and answerable questions fall below it: the verdict's "unlikely" at that cut.
+out-of-corpus and answerable questions the verdict would call "unlikely" with that cut as POSSIBLE: below it, or
+below LIKELY when a name the question asks about is in none of the first hits (a step lower).
 
     python bench/relevance_fit.py FILE
 """
@@ -48,16 +49,17 @@ def main() -> int:
     bias, similarity, coverage = fit(x, y)
     print(f"{len(questions)} dev questions, {len(hits)} hits, {int(y.sum())} holding the answer span")
     print(f"fitted: BIAS = {bias:.2f}, SIMILARITY_WEIGHT = {similarity:.2f}, COVERAGE_WEIGHT = {coverage:.2f}")
-    best = {True: [], False: []}
+    best: dict[bool, list[tuple[float, bool]]] = {True: [], False: []}  # (evidence, a name unmatched)
     for q in questions:
-        best[q["kind"] == OUT].append(q["closest_similarity"] + relevance.WORDS_WEIGHT * q["words_held"])
-    print(f"\nquestions whose evidence (closest similarity + {relevance.WORDS_WEIGHT} x words held, first "
-          f"{relevance.VERDICT_DEPTH} hits) is below the cut (server/relevance.py: POSSIBLE = {relevance.POSSIBLE}, "
-          f"LIKELY = {relevance.LIKELY}):")
+        best[q["kind"] == OUT].append((q["closest_similarity"] + relevance.WORDS_WEIGHT * q["words_held"],
+                                       bool(q["unmatched_names"])))
+    print(f"\nquestions called unlikely: evidence (closest similarity + {relevance.WORDS_WEIGHT} x words held, first "
+          f"{relevance.VERDICT_DEPTH} hits) below the cut, or below LIKELY with a name no hit holds "
+          f"(server/relevance.py: POSSIBLE = {relevance.POSSIBLE}, LIKELY = {relevance.LIKELY}):")
     print(f"{'cut':>6}{'out of corpus':>16}{'answerable':>13}")
     for cut in (0.7, 0.75, 0.8, 0.82, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1):
-        out = sum(1 for b in best[True] if b < cut)
-        answerable = sum(1 for b in best[False] if b < cut)
+        out = sum(1 for b, named in best[True] if b < cut or named and b < relevance.LIKELY)
+        answerable = sum(1 for b, named in best[False] if b < cut or named and b < relevance.LIKELY)
         print(f"{cut:>6.2f}{f'{out}/{len(best[True])}':>16}{f'{answerable}/{len(best[False])}':>13}")
     return 0
 

@@ -271,6 +271,7 @@ def _dream(config, args) -> int:
 
 def _search(config, args) -> int:
     from ingest.embedder import one_thread_per_query
+    from server import relevance
     from server.asked import Asker
     from server.search import Searcher
     from store.filters import Filters
@@ -287,8 +288,8 @@ def _search(config, args) -> int:
     if not hits:
         print("no results: try other words or fewer filters")
         return 0
-    print(f"answer in the corpus: {found.answer_in_corpus} (closest similarity {found.closest_similarity:.2f}, "
-          f"{found.words_held:.0%} of the query's key words held)\n")
+    said = relevance.evidence(found.closest_similarity, found.words_held, found.unmatched_names)
+    print(f"answer in the corpus: {found.answer_in_corpus} ({said})\n")
     from rich.console import Console
 
     from cli import views

@@ -34,7 +34,7 @@ from server.check import SESSION_ROOM, Outcome, check
 from server.fetch import Fetched
 from server.hits import Passage, dated
 from server.questions import Question
-from server.relevance import LIKELY, PARTIAL, POSSIBLE, STRONG, VERDICT_DEPTH, WORDS_WEIGHT, Verdict
+from server.relevance import LIKELY, PARTIAL, POSSIBLE, STRONG, VERDICT_DEPTH, WORDS_WEIGHT, Verdict, evidence
 from server.search import MAX_LIMIT, MAX_QUERY_CHARS, Hit, Searcher
 from server.sources import SourceInfo
 from store.filters import Filters
@@ -70,6 +70,7 @@ class SearchResult(BaseModel):
     answer_in_corpus: Verdict = "unlikely"  # does the corpus answer the query? (server.relevance)
     closest_similarity: float = 0.0  # what the verdict reads: the closest of the first hits,
     words_held: float = 0.0  # and the IDF-weighted share of the query's words they hold between them
+    unmatched_names: list[str] = []  # names the query asks about that none of them holds (a step lower)
     note: str | None = None
 
 
@@ -166,8 +167,9 @@ def build_server(config: Config, token_verifier=None, auth=None, service: Servic
             f"answer_in_corpus reads the first {VERDICT_DEPTH} hits together (closest_similarity + "
             f"{WORDS_WEIGHT} x words_held): likely (>= {LIKELY}), possible (>= {POSSIBLE}: check that a hit "
             "really answers), or unlikely: the corpus probably does not say, so tell the user so rather than "
-            "stretching a weak hit. Keyword-like and natural-language queries both work. Unknown source or kind "
-            "names are an error listing the valid ones."
+            "stretching a weak hit. It is a step lower when a name the query asks about (a capitalised word, a "
+            "year, a version) is in none of those hits: unmatched_names lists them. Keyword-like and "
+            "natural-language queries both work. Unknown source or kind names are an error listing the valid ones."
         ),
         annotations=READ_ONLY,
     )
@@ -197,7 +199,8 @@ def build_server(config: Config, token_verifier=None, auth=None, service: Servic
             note = None if found.hits else \
                 "no matches; try other words, fewer filters, or list_sources to see what exists"
             result = SearchResult(query=query, hits=found.hits, answer_in_corpus=found.answer_in_corpus,
-                                  closest_similarity=found.closest_similarity, words_held=found.words_held, note=note)
+                                  closest_similarity=found.closest_similarity, words_held=found.words_held,
+                                  unmatched_names=found.unmatched_names, note=note)
             return _reply(result, render_hits(result))
 
         return await anyio.to_thread.run_sync(run)
@@ -340,8 +343,8 @@ def render_hits(result: SearchResult) -> str:
     """The hits as the model reads them: numbered, cited, the quoted text set apart from the frame."""
     if not result.hits:
         return result.note or "no matches"
-    blocks = [f"answer in the corpus: {result.answer_in_corpus} ({VERDICT_SAYS[result.answer_in_corpus]}; closest "
-              f"similarity {result.closest_similarity:.2f}, {result.words_held:.0%} of the query's key words held)"]
+    said = evidence(result.closest_similarity, result.words_held, result.unmatched_names)
+    blocks = [f"answer in the corpus: {result.answer_in_corpus} ({VERDICT_SAYS[result.answer_in_corpus]}; {said})"]
     for n, hit in enumerate(result.hits, start=1):
         where = hit.title + (f" › {hit.section}" if hit.section else "")
         notes = "".join(f"   note: {one_line(note)}\n" for note in hit.notes)

@@ -81,7 +81,7 @@ class Searcher:
                 vector = self.vectors.vector(query)
             if hits and terms is None:  # a dense-only search: relevance still weighs words
                 terms = keyword.query_terms(snapshot.db, query)
-            found = relevance.judged(snapshot, terms or [], vector, hits)
+            found = relevance.judged(snapshot, query, terms or [], vector, hits)
             self.asked(asker, query, found)
             return found
 

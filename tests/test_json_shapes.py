@@ -96,7 +96,7 @@ def test_status_failed_json_shape(store, capsys):
 
 def test_search_json_shape(store, capsys):
     shape = _json(capsys, "--config", str(store), "search", "refund period", "--limit", "3", "--json")
-    assert set(shape) == {"query", "hits", "answer_in_corpus", "closest_similarity", "words_held"}
+    assert set(shape) == {"query", "hits", "answer_in_corpus", "closest_similarity", "words_held", "unmatched_names"}
     assert shape["query"] == "refund period" and shape["answer_in_corpus"] in {"likely", "possible", "unlikely"}
     assert shape["hits"] and all(set(hit) == HIT_KEYS for hit in shape["hits"])
     assert all(set(passage) == MORE_KEYS for hit in shape["hits"] for passage in hit["more"])

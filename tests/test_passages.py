@@ -93,9 +93,9 @@ def test_a_hit_shows_its_most_relevant_passages_relevance_and_the_verdict_reads_
                   if p.section == "Carrying annual leave over")
     with searcher.replica.reading() as snapshot:
         terms, vector = keyword.query_terms(snapshot.db, query), searcher.vectors.vector(query)
-        (lead,) = relevance.judged(snapshot, terms, vector, [replace(calendar, more=[])]).hits
-        (alone,) = relevance.judged(snapshot, terms, vector, [replace(calendar, id=answer.id, more=[])]).hits
-        carried = relevance.judged(snapshot, terms, vector, [replace(calendar, more=[answer])])
+        (lead,) = relevance.judged(snapshot, query, terms, vector, [replace(calendar, more=[])]).hits
+        (alone,) = relevance.judged(snapshot, query, terms, vector, [replace(calendar, id=answer.id, more=[])]).hits
+        carried = relevance.judged(snapshot, query, terms, vector, [replace(calendar, more=[answer])])
     assert lead.relevance < alone.relevance == carried.hits[0].relevance
     assert carried.closest_similarity == alone.similarity > lead.similarity
 

@@ -26,6 +26,8 @@ from tests.conftest import docs_source, shared, write_config
 
 ANSWERABLE = "Who has to approve my travel before I book a trip?"
 UNANSWERABLE = "Is there a chess club I can join after work?"
+NAMED = "How do I get approval for travel and book my flight, hotel and rental car in Concur?"  # a tool it names
+ELSEWHERE = NAMED[:-1] + " for a trip to Zanzibar?"  # and a place it never names
 BUDGET_TOKENS = 2500  # a limit-5 result, characters / 4 (issue 12)
 
 
@@ -63,6 +65,23 @@ def test_the_verdict_rises_with_closeness_and_with_the_words_held():
     assert relevance.verdict(0.75, 0.9) == "likely"
 
 
+def test_a_name_is_a_word_capitalised_inside_a_sentence_or_one_with_a_digit():
+    assert relevance.names("What is the parental leave policy for the Berlin office?") == {"berlin": "Berlin"}
+    assert relevance.names("Who gives the keynote at PowerShell Summit 2027?") == \
+        {"powershell": "PowerShell", "summit": "Summit", "2027": "2027"}
+    # a sentence's first word is capitalised whatever it is, and "I" is no name
+    assert relevance.names("Where do I park? Visitors use the garage. I'm told Bay 4 is free") == \
+        {"bay": "Bay", "4": "4"}
+    assert relevance.names("how do i request leave") == {}
+    assert relevance.names("Which tools did the March 2016 meetup cover on Tuesday?") == {"2016": "2016"}
+
+
+def test_a_name_no_first_hit_holds_puts_the_verdict_a_step_lower():
+    assert [relevance.verdict(0.7, 0.8, unmatched) for unmatched in (False, True)] == ["likely", "possible"]
+    assert [relevance.verdict(0.6, 0.6, unmatched) for unmatched in (False, True)] == ["possible", "unlikely"]
+    assert relevance.verdict(0.3, 0.2, True) == "unlikely"
+
+
 def share(db, query: str, rowids: list[int]) -> np.ndarray:
     weights, held = relevance.words(keyword.query_terms(db, query), np.array(rowids))
     return weights @ held / weights.sum()
@@ -93,7 +112,19 @@ def test_coverage_is_the_idf_weighted_share_of_the_query_words_a_passage_holds(s
 
 def result(found: relevance.Found, query: str) -> SearchResult:
     return SearchResult(query=query, hits=found.hits, answer_in_corpus=found.answer_in_corpus,
-                        closest_similarity=found.closest_similarity, words_held=found.words_held)
+                        closest_similarity=found.closest_similarity, words_held=found.words_held,
+                        unmatched_names=found.unmatched_names)
+
+
+@pytest.mark.slow
+def test_a_question_naming_what_no_hit_holds_is_a_step_less_likely(searcher):
+    named, elsewhere = searcher.find(NAMED, limit=5), searcher.find(ELSEWHERE, limit=5)
+    assert named.unmatched_names == [] and elsewhere.unmatched_names == ["Zanzibar"]
+    steps = list(relevance.VERDICTS)
+    unnamed = relevance.verdict(elsewhere.closest_similarity, elsewhere.words_held)
+    assert unnamed != "unlikely" and steps.index(elsewhere.answer_in_corpus) == steps.index(unnamed) - 1
+    assert named.answer_in_corpus == relevance.verdict(named.closest_similarity, named.words_held) != "unlikely"
+    assert "no first hit names Zanzibar)" in render_hits(result(elsewhere, ELSEWHERE)).splitlines()[0]
 
 
 @pytest.mark.slow

@@ -142,6 +142,9 @@ def test_ask_and_follow_a_citation(browser, site):
     assert "/read?id=" in page.url and "300 EUR" in page.locator(".text").inner_text()
     page.click("a:has-text('Whole document')")
     assert "Escalate to the incident commander" in page.locator(".text").inner_text()
+
+    ask(page, site, "What is the weekly on-call stipend for engineers in Zanzibar?")
+    assert page.locator(".verdict").inner_text().endswith("None of the first passages names Zanzibar.")
     context.close()
 
 
