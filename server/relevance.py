@@ -106,19 +106,25 @@ def evidence(closest_similarity: float, words_held: float, unmatched_names: Sequ
 def names(query: str) -> dict[str, str]:
     """The query's names as the keyword index spells its words (lowercased), each with the query's spelling: a
     word that is capitalised inside a sentence (Berlin, Kubernetes, PSResourceGet) or holds a digit (2027, v3).
-    A sentence's first word, "I", months and weekdays are no names."""
-    found: dict[str, str] = {}
+    A sentence's first word, "I", months and weekdays are no names; nor is any capitalised word of a query
+    written without lowercase words inside its sentences (in capitals or title case, capitals say nothing)."""
+    capitalised: dict[str, str] = {}
+    numbered: dict[str, str] = {}
+    lowercase = False
     opening = True
     for token in _TOKEN.findall(query):
         if token in ".?!":
             opening = True
             continue
         word = token.lower()
-        if (token[0].isupper() and not opening and token != "I" and word not in CALENDAR) \
-                or any(ch.isdigit() for ch in token):
-            found.setdefault(word, token)
+        if any(ch.isdigit() for ch in token):
+            numbered.setdefault(word, token)
+        elif not opening and token[0].islower():
+            lowercase = True
+        elif not opening and token[0].isupper() and token != "I" and word not in CALENDAR:
+            capitalised.setdefault(word, token)
         opening = False
-    return found
+    return {**capitalised, **numbered} if lowercase else numbered
 
 
 def judged(snapshot: Snapshot, query: str, terms: Sequence[keyword.QueryTerm], vector: np.ndarray | None,

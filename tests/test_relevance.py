@@ -74,6 +74,9 @@ def test_a_name_is_a_word_capitalised_inside_a_sentence_or_one_with_a_digit():
         {"bay": "Bay", "4": "4"}
     assert relevance.names("how do i request leave") == {}
     assert relevance.names("Which tools did the March 2016 meetup cover on Tuesday?") == {"2016": "2016"}
+    # written in capitals or title case, a capital is no sign of a name
+    assert relevance.names("WHAT IS THE TRAVEL POLICY FOR BERLIN IN 2027?") == {"2027": "2027"}
+    assert relevance.names("Concur Travel Approval") == {}
 
 
 def test_a_name_no_first_hit_holds_puts_the_verdict_a_step_lower():
