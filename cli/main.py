@@ -288,7 +288,7 @@ def _search(config, args) -> int:
     if not hits:
         print("no results: try other words or fewer filters")
         return 0
-    said = relevance.evidence(found.closest_similarity, found.words_held, found.unmatched_names)
+    said = relevance.verdict_basis(found.closest_similarity, found.words_held, found.unmatched_names)
     print(f"answer in the corpus: {found.answer_in_corpus} ({said})\n")
     from rich.console import Console
 

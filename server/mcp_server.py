@@ -34,7 +34,7 @@ from server.check import SESSION_ROOM, Outcome, check
 from server.fetch import Fetched
 from server.hits import Passage, dated
 from server.questions import Question
-from server.relevance import LIKELY, PARTIAL, POSSIBLE, STRONG, VERDICT_DEPTH, WORDS_WEIGHT, Verdict, evidence
+from server.relevance import LIKELY, PARTIAL, POSSIBLE, STRONG, VERDICT_DEPTH, WORDS_WEIGHT, Verdict, verdict_basis
 from server.search import MAX_LIMIT, MAX_QUERY_CHARS, Hit, Searcher
 from server.sources import SourceInfo
 from store.filters import Filters
@@ -343,7 +343,7 @@ def render_hits(result: SearchResult) -> str:
     """The hits as the model reads them: numbered, cited, the quoted text set apart from the frame."""
     if not result.hits:
         return result.note or "no matches"
-    said = evidence(result.closest_similarity, result.words_held, result.unmatched_names)
+    said = verdict_basis(result.closest_similarity, result.words_held, result.unmatched_names)
     blocks = [f"answer in the corpus: {result.answer_in_corpus} ({VERDICT_SAYS[result.answer_in_corpus]}; {said})"]
     for n, hit in enumerate(result.hits, start=1):
         where = hit.title + (f" › {hit.section}" if hit.section else "")

@@ -97,7 +97,7 @@ def verdict(closest_similarity: float, words_held: float, name_unmatched: bool =
     return VERDICTS[max(step - name_unmatched, 0)]
 
 
-def evidence(closest_similarity: float, words_held: float, unmatched_names: Sequence[str]) -> str:
+def verdict_basis(closest_similarity: float, words_held: float, unmatched_names: Sequence[str]) -> str:
     """What the verdict read, in words (`corpus search` and the MCP tool print it beside the verdict)."""
     missing = f"; no first hit names {', '.join(unmatched_names)}" if unmatched_names else ""
     return f"closest similarity {closest_similarity:.2f}, {words_held:.0%} of the query's key words held{missing}"
