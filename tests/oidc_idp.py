@@ -40,19 +40,21 @@ class Idp:
 
 
 @contextmanager
-def running_idp(redirect_uris: list[str], users: dict[str, dict] | None = None) -> Iterator[Idp]:
+def running_idp(redirect_uris: list[str], users: dict[str, dict] | None = None,
+                client_secret: str | None = None) -> Iterator[Idp]:
     """Starts the npm `oidc-provider` on a free loopback port (node tests/oidc_idp/provider.mjs), one confidential
-    client (client_secret_basic, redirect_uris as given, PKCE allowed), and users; stops it on exit."""
+    client (client_secret_basic, redirect_uris as given, PKCE allowed; a random secret unless given), and users;
+    stops it on exit."""
     node = shutil.which("node")
     if node is None:
         pytest.skip("node is not installed: the test OpenID Connect provider (npm oidc-provider) needs it")
     if not (IDP_DIR / "node_modules" / "oidc-provider").is_dir():
         raise RuntimeError(f"{IDP_DIR}/node_modules is missing: run `make tools` (npm ci in tests/oidc_idp)")
-    idp_client = ("corpus-test", secrets.token_urlsafe(24))
-    command = [node, str(IDP_DIR / "provider.mjs"), "--port", "0", "--client-id", idp_client[0],
-               "--client-secret", idp_client[1], "--users", json.dumps(USERS if users is None else users)]
-    for uri in redirect_uris:
-        command += ["--redirect-uri", uri]
+    idp_client = ("corpus-test", client_secret or secrets.token_urlsafe(24))
+    # --name=value: a value starting with "-" (a random secret, 1 in 64) is an error to node's parseArgs otherwise
+    command = [node, str(IDP_DIR / "provider.mjs"), "--port=0", f"--client-id={idp_client[0]}",
+               f"--client-secret={idp_client[1]}", f"--users={json.dumps(USERS if users is None else users)}",
+               *(f"--redirect-uri={uri}" for uri in redirect_uris)]
     with tempfile.TemporaryFile(mode="w+") as stderr:
         # stdin stays open for the provider's life: it exits when stdin closes, even if this process is killed.
         process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True)

@@ -20,7 +20,9 @@ REDIRECT_URI = "http://127.0.0.1:9/oauth/callback"  # never requested: sign_in s
 
 @pytest.fixture(scope="module")
 def idp():
-    with running_idp([REDIRECT_URI]) as running:
+    # a secret starting with "-", as 1 in 64 random ones do: node's parseArgs took it for an option and the IdP
+    # did not start
+    with running_idp([REDIRECT_URI], client_secret="-" + secrets.token_urlsafe(24)) as running:
         yield running
 
 
