@@ -126,20 +126,22 @@ def only_sources(chosen: Sequence[str], known: Sequence[str]) -> Filters:
 
 
 def gather(searcher: Searcher, question: Question, depth: int = DEPTH, filters: Filters | None = None,
-           asker: Asker | None = None, room: int | None = None) -> tuple[list[Evidence], relevance.Verdict]:
+           asker: Asker | None = None, room: int | None = None
+           ) -> tuple[list[Evidence], relevance.Verdict, list[str]]:
     """The passages of the first ``depth`` hits, each hit's further passages after its own (the answer is often
-    one of those), each with its own signals, and search's verdict on them. With ``room``, only the most relevant
-    passages whose text fits in it (the most relevant always), still in search order."""
+    one of those), each with its own signals; search's verdict on them, and the names the question asks about
+    that none of them holds. With ``room``, only the most relevant passages whose text fits in it (the most
+    relevant always), still in search order."""
     filters = filters or Filters()
     found = searcher.find(question.text, limit=max(depth, relevance.VERDICT_DEPTH), filters=filters, asker=asker)
     hits = found.hits[:depth]  # the verdict reads as many hits as at search, whatever the depth
     if not hits:
-        return [], found.answer_in_corpus
+        return [], found.answer_in_corpus, found.unmatched_names
     dense = {h.doc_id for h in searcher.search(question.text, limit=10, filters=filters, mode="dense")}
     keyword = {h.doc_id for h in searcher.search(question.text, limit=10, filters=filters, mode="keyword")}
     evidence = [_evidence(hit, passage, found.passages[passage.id], dense, keyword, rank)
                 for rank, hit in enumerate(hits, start=1) for passage in (hit, *hit.more)]
-    return (evidence if room is None else _within(evidence, room)), found.answer_in_corpus
+    return (evidence if room is None else _within(evidence, room)), found.answer_in_corpus, found.unmatched_names
 
 
 def _within(evidence: list[Evidence], room: int) -> list[Evidence]:
@@ -177,16 +179,18 @@ def _basis_first(evidence: list[Evidence], basis: Evidence) -> list[Evidence]:
     return [basis, *(e for e in evidence if e is not basis)]
 
 
-def judge(claude: Claude, question: Question, evidence: list[Evidence], answer_in_corpus: relevance.Verdict) -> Outcome:
+def judge(claude: Claude, question: Question, evidence: list[Evidence], answer_in_corpus: relevance.Verdict,
+          unmatched: Sequence[str] = ()) -> Outcome:
+    """``unmatched``: the names the question asks about that none of the first hits holds."""
     if claude.available and evidence:
-        outcome = judge_with_claude(claude, question, evidence, answer_in_corpus)
+        outcome = judge_with_claude(claude, question, evidence, answer_in_corpus, unmatched)
         if outcome is not None:
             return outcome
-    return judge_offline(question, evidence, answer_in_corpus)
+    return judge_offline(question, evidence, answer_in_corpus, unmatched=unmatched)
 
 
 def judge_offline(question: Question, evidence: list[Evidence], answer_in_corpus: relevance.Verdict,
-                  note: str | None = None) -> Outcome:
+                  note: str | None = None, unmatched: Sequence[str] = ()) -> Outcome:
     """Without an expected answer, the verdict is search's (likely: answered, possible: partly, unlikely: missing),
     resting on the most relevant passage."""
     reasons = [note] if note else []
@@ -210,7 +214,8 @@ def judge_offline(question: Question, evidence: list[Evidence], answer_in_corpus
         verdict = "answered" if share >= 0.8 else "partly" if share >= 0.4 else "missing"
     else:
         verdict = OFFLINE[answer_in_corpus]
-        reasons.append(f"search calls an answer in the corpus {answer_in_corpus}")
+        reasons.append(f"search calls an answer in the corpus {answer_in_corpus}"
+                       + (f": no first hit names {', '.join(unmatched)}" if unmatched else ""))
     if question.source and not any(e.source == question.source for e in evidence) and verdict != "missing":
         verdict = "partly" if verdict == "answered" else "missing"
         reasons.append(f"expected source {question.source!r} is not among the top passages")
@@ -232,7 +237,7 @@ the verdict is "missing", the answer is null and there are no quotes. Never add 
 
 
 def judge_with_claude(claude: Claude, question: Question, evidence: list[Evidence],
-                      answer_in_corpus: relevance.Verdict) -> Outcome | None:
+                      answer_in_corpus: relevance.Verdict, unmatched: Sequence[str] = ()) -> Outcome | None:
     passages = "\n".join(f'[{n}] "{e.title}" ({e.citation_label})\n<passage>\n{e.text}\n</passage>'
                          for n, e in enumerate(evidence, start=1))
     expected = f'The answer is expected to say: "{question.answer}"\n' if question.answer else ""
@@ -244,7 +249,7 @@ def judge_with_claude(claude: Claude, question: Question, evidence: list[Evidenc
     verdict = reply["verdict"]
     if verdict != "missing" and not quoted:
         return judge_offline(question, evidence, answer_in_corpus,
-                             note="Claude's quotes were not found in the passages; offline rule")
+                             note="Claude's quotes were not found in the passages; offline rule", unmatched=unmatched)
     if not quoted:
         return Outcome(question, verdict, "claude", ["the passages do not say"], evidence,
                        brief="Claude: the passages do not say")

@@ -128,6 +128,9 @@ def test_a_question_naming_what_no_hit_holds_is_a_step_less_likely(searcher):
     assert unnamed != "unlikely" and steps.index(elsewhere.answer_in_corpus) == steps.index(unnamed) - 1
     assert named.answer_in_corpus == relevance.verdict(named.closest_similarity, named.words_held) != "unlikely"
     assert "no first hit names Zanzibar)" in render_hits(result(elsewhere, ELSEWHERE)).splitlines()[0]
+    (outcome,) = check(searcher, [Question(ELSEWHERE)], Claude(ClaudeSettings(), environ={})).outcomes
+    assert outcome.verdict == "missing"
+    assert "search calls an answer in the corpus unlikely: no first hit names Zanzibar" in outcome.reasons
 
 
 @pytest.mark.slow
