@@ -29,7 +29,7 @@ from server.fetch import fetch as fetch_item
 from server.hits import Hit, hit_from, passage_from
 from server.query_vectors import QueryVectors
 from server.sources import SourceInfo, list_sources
-from store import annotations, keyword, people, vectors
+from store import annotations, keyword, people, postings, vectors
 from store.chroma import chroma_vectors
 from store.filters import NO_FILTERS, Filters
 from store.replica import Replica, Snapshot
@@ -80,7 +80,7 @@ class Searcher:
             if hits and vector is None:  # a keyword-only search: relevance still weighs meaning
                 vector = self.vectors.vector(query)
             if hits and terms is None:  # a dense-only search: relevance still weighs words
-                terms = keyword.query_terms(snapshot.db, query)
+                terms = keyword.query_terms(snapshot.db, query, _view(snapshot, filters.groups))
             found = relevance.judged(snapshot, query, terms or [], vector, hits)
             self.asked(asker, query, found)
             return found
@@ -190,12 +190,28 @@ def _keyword(snapshot: Snapshot, query: str, candidates: int,
              filters: Filters) -> tuple[list[keyword.QueryTerm], list[tuple[str, float]]]:
     """The query's terms and the keyword side's candidates, read once: ranking and relevance weigh the terms."""
     db = snapshot.db
-    terms = keyword.query_terms(db, query)
-    return terms, keyword.search(db, query, candidates, filters, terms)
+    view = _view(snapshot, filters.groups)
+    terms = keyword.query_terms(db, query, view)
+    return terms, keyword.search(db, query, candidates, filters, terms, view)
 
 
 _SHARES: dict[tuple, tuple[float, int]] = {}  # a published generation never changes, so neither do its counts
 SHARES_KEPT = 1024
+_VIEWS: dict[tuple, postings.Rows | None] = {}
+VIEWS_KEPT = 8  # each about 9 bytes a chunk (which rows it may read, BM25's length norms): 72 MB at 1M chunks
+
+
+def _view(snapshot: Snapshot, groups: Sequence[str] | None) -> postings.Rows | None:
+    """The keyword index as a caller with these groups sees it (``keyword.readable``), once per generation: the
+    groups are checked chunk by chunk (27 ms at 100k chunks)."""
+    if groups is None:
+        return None
+    key = (snapshot.generation, tuple(groups))
+    if key not in _VIEWS:
+        if len(_VIEWS) >= VIEWS_KEPT:
+            _VIEWS.clear()
+        _VIEWS[key] = keyword.readable(snapshot.db, groups)
+    return _VIEWS[key]
 
 
 def _passing_share(snapshot: Snapshot, filters: Filters) -> tuple[float, int]:

@@ -154,12 +154,14 @@ class QueryTerm:
     scoring: bm25.Term  # how BM25 ranks with it: idf times the query words standing for it
 
 
-def query_terms(db: sqlite3.Connection, query: str) -> list[QueryTerm]:
+def query_terms(db: sqlite3.Connection, query: str, view: postings.Rows | None = None) -> list[QueryTerm]:
     """The query's terms, read once per search: the keyword ranking, the passage order and the relevance of the
     hits all weigh them. A one-token word reads our postings; a word FTS5 splits into a phrase (``user_id``) is
-    scored by FTS5 itself, as is every word of a store written before our postings existed."""
+    scored by FTS5 itself, as is every word of a store written before our postings existed. ``view``: the rows
+    as the caller sees them (``readable``), so that how rare a word is counts only chunks the caller may read."""
     words = query_words(query)
-    rows = postings.rows(db)
+    everything = postings.rows(db)
+    rows = view or everything
     total = rows.count if rows is not None else db.execute("SELECT count(*) FROM chunk_meta").fetchone()[0]
     spelled: dict[tuple[str, ...], tuple[str, int]] = {}
     for word, tokens in zip(words, postings.word_tokens(db, words), strict=True):
@@ -176,10 +178,29 @@ def query_terms(db: sqlite3.Connection, query: str) -> list[QueryTerm]:
             found = db.execute("SELECT rowid, -bm25(chunk_text) FROM chunk_text WHERE chunk_text MATCH ? "
                                "ORDER BY rowid", (f'"{word}"',)).fetchall()
             rowids = np.array([r for r, _ in found], dtype=np.intp)
+            scores = np.array([s for _, s in found]) * count
+            if view is not None and everything is not None:  # FTS5 counted every row: its idf is rescaled
+                seen = view.live[np.minimum(rowids, len(view.live) - 1)] & (rowids < len(view.live))
+                scores = scores[seen] * bm25.idf(max(total, 1), int(seen.sum())) / \
+                    bm25.idf(max(everything.count, 1), len(rowids))
+                rowids = rowids[seen]
             idf = bm25.idf(max(total, 1), len(rowids))
-            scoring = bm25.Term(rowids, float(count), scores=np.array([s for _, s in found]) * count)
+            scoring = bm25.Term(rowids, float(count), scores=scores)
         terms.append(QueryTerm(word, tokens, rowids, idf, scoring))
     return terms
+
+
+def readable(db: sqlite3.Connection, groups: Sequence[str] | None) -> postings.Rows | None:
+    """The keyword index as a caller with these access groups sees it: None when that is all of it (a local
+    caller, or groups that read every chunk) or for a store without our postings. BM25's idf and average length,
+    and the verdict's word weights, are then counted over chunks that caller may read: counted over all, they
+    told whether a hidden chunk holds a word."""
+    rows = postings.rows(db)
+    if groups is None or rows is None:
+        return None
+    clauses, args = Filters(groups=groups).sql()
+    allowed = _allowed(db, rows, clauses, args)
+    return rows.within(allowed) if (rows.live & ~allowed).any() else None
 
 
 def term_weights(terms: Sequence[QueryTerm]) -> dict[str, float]:
@@ -195,18 +216,19 @@ def match_expression(query: str) -> str | None:
 
 
 def search(db: sqlite3.Connection, query: str, limit: int, filters: Filters = NO_FILTERS,
-           terms: Sequence[QueryTerm] | None = None) -> list[tuple[str, float]]:
+           terms: Sequence[QueryTerm] | None = None, view: postings.Rows | None = None) -> list[tuple[str, float]]:
     """(chunk id, BM25 score, higher is better), best first: FTS5's ranking of ``match_expression``.
 
     Filters apply inside: the top is taken among the rows that pass, never cut down after. ``terms``: the
-    query's, when the caller has read them already (``query_terms``).
+    query's, when the caller has read them already (``query_terms``, with the same ``view``).
     """
     if not query_words(query) or limit < 1:
         return []
     rows = postings.rows(db)
     if rows is None:
         return _fts5_search(db, match_expression(query) or "", limit, filters)
-    scoring = [t.scoring for t in (query_terms(db, query) if terms is None else terms) if len(t.rowids)]
+    rows = view or rows
+    scoring = [t.scoring for t in (query_terms(db, query, view) if terms is None else terms) if len(t.rowids)]
     clauses, args = filters.sql()
     if filters.people:  # checking candidates against a person's chunks lists them all anyway: list them first
         found, scores = bm25.top(scoring, rows.norm, limit, _allowed(db, rows, clauses, args))

@@ -75,6 +75,11 @@ class Rows:
         """BM25's length normalisation ``k1 (1 - b + b dl / avgdl)`` by rowid."""
         return bm25.norms(self.lengths, self.average_length)
 
+    def within(self, readable: np.ndarray) -> Rows:
+        """These rows as a caller who may read only the ``readable`` ones (a mask by rowid, as long as ``live``)
+        sees them: their count, lengths and postings, so no statistic counts a row that caller may not read."""
+        return Rows(self.lengths, self.live & readable, True)
+
     def postings(self, db: sqlite3.Connection, term: str) -> tuple[np.ndarray, np.ndarray]:
         """(rowids ascending, term frequencies) of the live rows holding ``term``."""
         parts = db.execute("SELECT rowids, tfs FROM kw_postings WHERE term = ? ORDER BY segment", (term,)).fetchall()

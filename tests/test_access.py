@@ -20,6 +20,8 @@ from connectors import load_config
 from ingest.dream import dream
 from ingest.pipeline import ingest
 from ingest.progress import Progress
+from server.search import Searcher
+from store.filters import Filters
 from tests.conftest import docs_source, free_port, wait_for_port, write_config
 from tests.tool_tour import every_tool
 
@@ -124,3 +126,55 @@ def test_a_token_learns_nothing_of_chunks_it_may_not_read(server):
     hidden, missing = asyncio.run(fetch_hr_document())
     # the error for a chunk the token may not read is the error for one that does not exist
     assert hidden.replace(hr_doc, "ID") == missing.replace("d0000000000000000", "ID")
+
+
+FILLER = ["Laptops are replaced every four years; ask the service desk for a loaner while yours is repaired.",
+          "The office opens at eight; visitors sign in at reception and wear a badge at all times.",
+          "Expense reports are filed within thirty days of a trip, with receipts attached as PDF files.",
+          "Code review needs one approval; the author merges once the checks pass on the main branch.",
+          "Holidays follow the national calendar; the office closes between Christmas and New Year.",
+          "Travel is booked through the agency portal; economy class for flights under six hours.",
+          "New starters get a buddy for their first month and meet their manager every week.",
+          "The wiki is the place for runbooks; every service lists its owner and its dashboards."]
+
+
+def _searcher(folder: Path, with_hr: bool, embedder):
+    (folder / "wiki").mkdir(parents=True)
+    (folder / "wiki" / "oncall.md").write_text(PUBLIC)
+    for n, topic in enumerate(FILLER):  # enough pages that a word's rarity means something
+        (folder / "wiki" / f"page-{n}.md").write_text(f"# Page {n}\n\n{topic}\n")
+    sources = docs_source("wiki", folder / "wiki")
+    if with_hr:
+        (folder / "hr").mkdir()
+        (folder / "hr" / "stipend-2026.md").write_text(HR)
+        sources += docs_source("hr", folder / "hr", access=["hr"])
+    config = load_config(write_config(folder, sources))
+    ingest(config, embedder=embedder, progress=Progress(interval=999))
+    return Searcher(config, embedder)
+
+
+def _seen(found) -> list:
+    """Everything a result says in figures: the verdict and its signals, and each hit's."""
+    return [found.answer_in_corpus, found.closest_similarity, found.words_held, found.unmatched_names,
+            [(h.id, h.text, round(h.score, 6), h.similarity, h.coverage, h.relevance, h.match) for h in found.hits]]
+
+
+def test_a_callers_figures_are_those_of_a_corpus_without_what_it_may_not_read(tmp_path, embedder):
+    """BM25's and the verdict's word statistics (how many chunks hold a word, how long chunks are) once counted
+    hidden chunks too: an eng caller's coverage for "450" (a word only the hr source holds) differed from that for
+    "451" (held nowhere), so the figures told whether a hidden document says 450."""
+    shared_store, public_only = _searcher(tmp_path / "both", True, embedder), _searcher(tmp_path / "wiki", False,
+                                                                                        embedder)
+    try:
+        for query in ("on-call stipend 450 EUR", "on-call stipend 451 EUR", "Rates reviewed by HR",
+                      "escalate to the incident commander"):
+            for mode in ("hybrid", "keyword", "dense"):
+                eng = shared_store.find(query, limit=5, filters=Filters(groups=("eng",)), mode=mode)
+                alone = public_only.find(query, limit=5, mode=mode)
+                assert _seen(eng) == _seen(alone), (query, mode)
+            # a caller who may read every chunk sees the figures of a local search
+            hr = shared_store.find(query, limit=5, filters=Filters(groups=("hr",)))
+            assert _seen(hr) == _seen(shared_store.find(query, limit=5)), query
+    finally:
+        shared_store.replica.close()
+        public_only.replica.close()
