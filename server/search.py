@@ -203,7 +203,7 @@ VIEWS_KEPT = 8  # each about 9 bytes a chunk (which rows it may read, BM25's len
 
 def _view(snapshot: Snapshot, groups: Sequence[str] | None) -> postings.Rows | None:
     """The keyword index as a caller with these groups sees it (``keyword.readable``), once per generation: the
-    groups are checked chunk by chunk (27 ms at 100k chunks)."""
+    groups are checked chunk by chunk (14–25 ms at 100k chunks)."""
     if groups is None:
         return None
     key = (snapshot.generation, tuple(groups))
